@@ -1,0 +1,28 @@
+"""Shared code of the snn-tutorial notebooks: the model, the data, training and plotting.
+
+>>> from helpers import SNN, poisson_dataset, fit
+"""
+
+from helpers.data import poisson_dataset, poisson_spikes, random_labels
+from helpers.model import SNN, default_input_scale
+from helpers.plotting import plot_loss, plot_network_activity, plot_raster, plot_readout
+from helpers.training import READOUTS, Trainer, accuracy, count_compilations, cross_entropy, fit, readout
+
+__all__ = [
+    "SNN",
+    "default_input_scale",
+    "poisson_dataset",
+    "poisson_spikes",
+    "random_labels",
+    "READOUTS",
+    "readout",
+    "cross_entropy",
+    "Trainer",
+    "fit",
+    "accuracy",
+    "count_compilations",
+    "plot_raster",
+    "plot_network_activity",
+    "plot_readout",
+    "plot_loss",
+]

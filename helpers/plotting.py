@@ -1,0 +1,99 @@
+"""Figures used across the notebooks: rasters, neuron traces, readouts and loss curves.
+
+Every function draws on a given matplotlib ``Axes`` (or creates a figure) and returns what it drew
+on, so the notebooks can compose panels freely.
+"""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+import brainstate
+import brainunit as u
+import matplotlib.pyplot as plt
+import numpy as np
+
+__all__ = ["plot_raster", "plot_network_activity", "plot_readout", "plot_loss"]
+
+
+def _time_ms(n_steps: int, dt: u.Quantity | None) -> np.ndarray:
+    dt = brainstate.environ.get_dt() if dt is None else dt
+    return (np.arange(1, n_steps + 1) * float(dt.to_decimal(u.ms)))
+
+
+def _plain(x, unit=None) -> np.ndarray:
+    return np.asarray(x.to_decimal(unit) if isinstance(x, u.Quantity) else x)
+
+
+def plot_raster(spikes, example: int = 0, *, ax=None, dt=None, color="k", label="input"):
+    """Raster of one example's spikes ``[T, B, N]`` (or ``[T, N]``): one row per channel."""
+    spikes = _plain(spikes)
+    if spikes.ndim == 3:
+        spikes = spikes[:, example]
+    if spikes.ndim != 2:
+        raise ValueError(f"spikes must have shape [T, B, N] or [T, N], got {spikes.shape}")
+    ax = ax or plt.figure(figsize=(7, 2.5)).gca()
+    steps, channels = np.nonzero(spikes)
+    t = _time_ms(spikes.shape[0], dt)
+    ax.scatter(t[steps], channels, s=4, marker="|", color=color)
+    ax.set_xlim(0, t[-1])
+    ax.set_ylim(-0.5, spikes.shape[1] - 0.5)
+    ax.set_ylabel(f"{label} channel")
+    ax.set_xlabel("time (ms)")
+    return ax
+
+
+def plot_readout(output, example: int = 0, *, ax=None, dt=None, labels: Sequence[str] | None = None):
+    """Readout traces ``[T, B, C]`` of one example, one line per class."""
+    output = _plain(output)[:, example]
+    ax = ax or plt.figure(figsize=(7, 2.5)).gca()
+    t = _time_ms(output.shape[0], dt)
+    for c in range(output.shape[1]):
+        ax.plot(t, output[:, c], label=labels[c] if labels else f"class {c}")
+    ax.set_ylabel("readout")
+    ax.set_xlabel("time (ms)")
+    ax.legend(loc="upper left", fontsize="small")
+    return ax
+
+
+def plot_network_activity(inputs, traces: dict, example: int = 0, *, v_threshold=1.0 * u.mV, dt=None):
+    """Four stacked panels for one example: input raster, synaptic current, membrane potential
+    with threshold and spikes, and readout. ``traces`` is what :meth:`helpers.SNN.record` returns."""
+    fig, axes = plt.subplots(4, 1, figsize=(7.5, 8), sharex=True, height_ratios=[1.4, 1, 1.3, 1])
+    plot_raster(inputs, example, ax=axes[0], dt=dt)
+    axes[0].set_title(f"example {example}")
+    t = _time_ms(np.shape(inputs)[0], dt)
+    current = _plain(traces["current"], u.mA)[:, example]
+    voltage = _plain(traces["voltage"], u.mV)[:, example]
+    hidden = _plain(traces["spikes"])[:, example] > 0
+    colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    for n in range(current.shape[1]):
+        c = colors[n % len(colors)]
+        axes[1].plot(t, current[:, n], color=c, lw=1)
+        axes[2].plot(t, voltage[:, n], color=c, lw=1, label=f"neuron {n}")
+        spike_t = t[hidden[:, n]]
+        axes[2].plot(spike_t, np.full(spike_t.shape, _plain(v_threshold, u.mV) * 1.15), "v", color=c, ms=5)
+    axes[1].set_ylabel("synaptic\ncurrent (mA)")
+    axes[2].axhline(_plain(v_threshold, u.mV), color="0.3", ls="--", lw=1, label="threshold")
+    axes[2].set_ylabel("membrane\npotential (mV)")
+    axes[2].legend(loc="upper left", fontsize="small", ncol=3)
+    plot_readout(traces["output"], example, ax=axes[3], dt=dt)
+    for ax in axes[:-1]:
+        ax.set_xlabel("")
+    fig.align_ylabels(axes)
+    fig.tight_layout()
+    return fig
+
+
+def plot_loss(losses, *, ax=None, label=None, log: bool = False):
+    """Training loss per epoch (nats); ``log`` puts the loss axis on a log scale."""
+    losses = np.asarray(losses)
+    ax = ax or plt.figure(figsize=(6.5, 3.5)).gca()
+    ax.plot(np.arange(1, losses.size + 1), losses, label=label)
+    ax.set_xlabel("epoch")
+    ax.set_ylabel("training loss (nats)")
+    if log:
+        ax.set_yscale("log")
+    if label:
+        ax.legend()
+    return ax
