@@ -4,13 +4,15 @@
 """
 
 from helpers.data import poisson_dataset, poisson_spikes, random_labels
-from helpers.model import SNN, default_input_scale
+from helpers.model import SNN, default_input_scale, heaviside
 from helpers.plotting import plot_loss, plot_network_activity, plot_raster, plot_readout
 from helpers.training import READOUTS, Trainer, accuracy, count_compilations, cross_entropy, fit, readout
+from helpers.versions import TESTED_VERSIONS, print_stack, stack_versions
 
 __all__ = [
     "SNN",
     "default_input_scale",
+    "heaviside",
     "poisson_dataset",
     "poisson_spikes",
     "random_labels",
@@ -25,4 +27,7 @@ __all__ = [
     "plot_network_activity",
     "plot_readout",
     "plot_loss",
+    "TESTED_VERSIONS",
+    "stack_versions",
+    "print_stack",
 ]

@@ -15,8 +15,6 @@ from helpers.validation import check_positive_int, check_positive_quantity
 __all__ = ["poisson_spikes", "random_labels", "poisson_dataset"]
 
 
-
-
 def _rng(seed) -> brainstate.random.RandomState:
     """Brainstate's global generator for ``None``, a given generator as is, else a fresh seeded one."""
     if seed is None:

@@ -11,7 +11,7 @@ All time constants are physical quantities (``brainunit``); the integration step
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 import brainpy
 import brainstate
@@ -21,7 +21,7 @@ import jax.numpy as jnp
 
 from helpers.validation import check_positive_int, check_positive_quantity, check_spikes
 
-__all__ = ["SNN", "default_input_scale"]
+__all__ = ["SNN", "default_input_scale", "heaviside"]
 
 
 def default_input_scale(dt: u.Quantity | None = None) -> float:
@@ -32,6 +32,14 @@ def default_input_scale(dt: u.Quantity | None = None) -> float:
     """
     dt = brainstate.environ.get_dt() if dt is None else dt
     return float(7.0 * (1.0 - u.math.exp(-dt / (1.0 * u.ms))))
+
+
+def heaviside(x):
+    """The bare spike: 1 where ``x >= 0``, else 0, with the true derivative (zero everywhere).
+
+    Pass it as ``SNN(surrogate=heaviside)`` to see what training does without a surrogate gradient.
+    """
+    return jnp.asarray(x >= 0, dtype=jnp.float32)
 
 
 class SNN(brainstate.nn.Module):
@@ -94,7 +102,8 @@ class SNN(brainstate.nn.Module):
         zero_bias = braintools.init.Constant(jnp.zeros((), jnp.float32))
         # input spikes -> synaptic current (mA)
         self.input_layer = brainstate.nn.Linear(
-            n_inputs, n_hidden,
+            n_inputs,
+            n_hidden,
             w_init=braintools.init.KaimingNormal(scale=input_scale, unit=u.mA),
             b_init=zero_bias_mA,
         )
@@ -103,7 +112,11 @@ class SNN(brainstate.nn.Module):
         )
         # synaptic current -> membrane potential (mV) -> spikes
         self.neurons = brainpy.state.LIF(
-            n_hidden, tau=tau_mem, V_rest=0.0 * u.mV, V_reset=0.0 * u.mV, V_th=v_threshold,
+            n_hidden,
+            tau=tau_mem,
+            V_rest=0.0 * u.mV,
+            V_reset=0.0 * u.mV,
+            V_th=v_threshold,
             spk_fun=braintools.surrogate.ReluGrad() if surrogate is None else surrogate,
         )
         # spikes -> filtered readout (dimensionless)

@@ -6,7 +6,7 @@ on, so the notebooks can compose panels freely.
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import brainstate
 import brainunit as u
@@ -18,7 +18,7 @@ __all__ = ["plot_raster", "plot_network_activity", "plot_readout", "plot_loss"]
 
 def _time_ms(n_steps: int, dt: u.Quantity | None) -> np.ndarray:
     dt = brainstate.environ.get_dt() if dt is None else dt
-    return (np.arange(1, n_steps + 1) * float(dt.to_decimal(u.ms)))
+    return np.arange(1, n_steps + 1) * float(dt.to_decimal(u.ms))
 
 
 def _plain(x, unit=None) -> np.ndarray:
@@ -35,7 +35,7 @@ def plot_raster(spikes, example: int = 0, *, ax=None, dt=None, color="k", label=
     ax = ax or plt.figure(figsize=(7, 2.5)).gca()
     steps, channels = np.nonzero(spikes)
     t = _time_ms(spikes.shape[0], dt)
-    ax.scatter(t[steps], channels, s=4, marker="|", color=color)
+    ax.scatter(t[steps], channels, s=25, marker="|", linewidths=1.2, color=color)
     ax.set_xlim(0, t[-1])
     ax.set_ylim(-0.5, spikes.shape[1] - 0.5)
     ax.set_ylabel(f"{label} channel")
@@ -76,7 +76,7 @@ def plot_network_activity(inputs, traces: dict, example: int = 0, *, v_threshold
     axes[1].set_ylabel("synaptic\ncurrent (mA)")
     axes[2].axhline(_plain(v_threshold, u.mV), color="0.3", ls="--", lw=1, label="threshold")
     axes[2].set_ylabel("membrane\npotential (mV)")
-    axes[2].legend(loc="upper left", fontsize="small", ncol=3)
+    axes[2].legend(loc="lower left", fontsize="small", ncol=5, framealpha=0.9)
     plot_readout(traces["output"], example, ax=axes[3], dt=dt)
     for ax in axes[:-1]:
         ax.set_xlabel("")

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import weakref
-from typing import Callable, Iterator
+from collections.abc import Callable, Iterator
 
 import brainstate
 import braintools
@@ -88,9 +88,7 @@ class Trainer:
         return cross_entropy(logits, labels)
 
     def _train_step(self, spikes, labels):
-        grads, loss = brainstate.transform.grad(self._loss_fn, self.params, return_value=True)(
-            spikes, labels
-        )
+        grads, loss = brainstate.transform.grad(self._loss_fn, self.params, return_value=True)(spikes, labels)
         self.optimizer.update(grads)
         return loss
 
@@ -154,7 +152,7 @@ def accuracy(net: SNN, spikes, labels, readout_method: str = "mean") -> float:
     return float(per_net[readout_method](spikes, labels))
 
 
-_ACCURACY_FNS: "weakref.WeakKeyDictionary[SNN, dict]" = weakref.WeakKeyDictionary()
+_ACCURACY_FNS: weakref.WeakKeyDictionary[SNN, dict] = weakref.WeakKeyDictionary()
 
 
 @contextlib.contextmanager

@@ -65,15 +65,17 @@ def check_labels(labels, batch_size: int, n_classes: int) -> None:
     shape = getattr(labels, "shape", None)
     dtype = getattr(labels, "dtype", None)
     if shape is None or dtype is None:
-        raise TypeError(f"labels must be an integer array of shape [{batch_size}], got {type(labels).__name__}")
+        raise TypeError(
+            f"labels must be an integer array of shape [{batch_size}], got {type(labels).__name__}"
+        )
     if not np.issubdtype(dtype, np.integer):
         raise TypeError(f"labels must be integers (class indices), got dtype {dtype}")
     if len(shape) != 1:
-        raise ValueError(f"labels must have shape [B] (one class index per example), got shape {tuple(shape)}")
-    if shape[0] != batch_size:
         raise ValueError(
-            f"batch mismatch: spikes hold {batch_size} examples but labels hold {shape[0]}"
+            f"labels must have shape [B] (one class index per example), got shape {tuple(shape)}"
         )
+    if shape[0] != batch_size:
+        raise ValueError(f"batch mismatch: spikes hold {batch_size} examples but labels hold {shape[0]}")
     if not _is_tracer(labels):
         values = np.asarray(labels)
         if values.size and (values.min() < 0 or values.max() >= n_classes):

@@ -1,0 +1,34 @@
+# Thin wrappers. Every target creates the pinned environment first (python3 + uv or pip; no conda).
+VENV   ?= .venv
+PYTHON := $(VENV)/bin/python
+export JAX_PLATFORMS ?= cpu
+
+.PHONY: env tutorial notebooks lab test lint clean
+
+env: $(VENV)/.environment.sha256
+
+$(VENV)/.environment.sha256: environment.yml pyproject.toml scripts/setup_env.py
+	python3 scripts/setup_env.py --venv $(VENV)
+
+## tutorial: execute every notebook (the docs-site build once it exists)
+tutorial: env
+	$(PYTHON) scripts/run_tutorial.py
+
+## notebooks: for authors, re-execute the notebooks in place and re-pair their MyST twins
+notebooks: env
+	$(PYTHON) scripts/execute_notebooks.py
+
+## lab: open the notebooks in JupyterLab
+lab: env
+	$(VENV)/bin/jupyter lab notebooks/
+
+## test: unit tests, notebook hygiene and nbval re-execution of every notebook
+test: env
+	$(PYTHON) -m pytest
+
+lint: env
+	$(VENV)/bin/ruff check helpers tests scripts conftest.py
+	$(VENV)/bin/ruff format --check helpers tests scripts conftest.py
+
+clean:
+	rm -rf $(VENV) docs/_build .pytest_cache

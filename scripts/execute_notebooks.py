@@ -1,0 +1,53 @@
+#!/usr/bin/env python3
+"""Execute the tutorial notebooks top to bottom and store their outputs (for authors).
+
+For each notebook, the MyST-markdown twin is the text we edit; this script reads it, runs it in a
+fresh ``python3`` kernel from the ``notebooks/`` folder, writes the ``.ipynb`` with its outputs, and
+rewrites the twin from the executed notebook so that the pair is in sync.
+
+    JAX_PLATFORMS=cpu .venv/bin/python scripts/execute_notebooks.py [notebooks/03_loss.md ...]
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+from pathlib import Path
+
+import jupytext
+from jupytext.config import load_jupytext_configuration_file
+from nbclient import NotebookClient
+
+ROOT = Path(__file__).resolve().parent.parent
+NOTEBOOKS = ROOT / "notebooks"
+CONFIG = load_jupytext_configuration_file(str(ROOT / "pyproject.toml"))
+KERNELSPEC = {"display_name": "Python 3 (ipykernel)", "language": "python", "name": "python3"}
+
+
+def execute(twin: Path) -> None:
+    notebook = jupytext.read(twin)
+    notebook.metadata["kernelspec"] = KERNELSPEC
+    start = time.perf_counter()
+    client = NotebookClient(
+        notebook, timeout=600, kernel_name="python3", resources={"metadata": {"path": str(NOTEBOOKS)}}
+    )
+    client.execute()
+    notebook.metadata.pop("widgets", None)
+    ipynb = twin.with_suffix(".ipynb")
+    jupytext.write(notebook, ipynb, fmt="ipynb", config=CONFIG)
+    # the twin is written from the stored .ipynb, exactly as the pairing test reads it
+    jupytext.write(jupytext.read(ipynb), twin, fmt="md:myst", config=CONFIG)
+    print(f"{twin.name}: executed in {time.perf_counter() - start:.1f} s")
+
+
+def main(argv: list[str]) -> int:
+    os.environ.setdefault("JAX_PLATFORMS", "cpu")
+    twins = [Path(a).with_suffix(".md") for a in argv] or sorted(NOTEBOOKS.glob("[0-9][0-9]_*.md"))
+    for twin in twins:
+        execute(twin.resolve())
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

@@ -1,0 +1,77 @@
+import brainstate
+import brainunit as u
+import numpy as np
+import pytest
+
+import helpers
+
+
+def test_shapes_and_dtypes():
+    spikes, labels = helpers.poisson_dataset()
+    assert spikes.shape == (100, 128, 100) and spikes.dtype == bool
+    assert labels.shape == (128,) and labels.dtype == np.int32
+    assert set(np.unique(np.asarray(labels))) <= {0, 1}
+
+
+def test_empirical_rate_matches_request():
+    spikes = helpers.poisson_spikes(200, 64, 100, 20.0 * u.Hz, seed=3)
+    p = 0.02
+    n = spikes.size
+    rate_hz = float(np.asarray(spikes).mean()) * 1000.0
+    standard_error_hz = np.sqrt(p * (1 - p) / n) * 1000.0
+    assert abs(rate_hz - 20.0) < 4 * standard_error_hz
+
+
+def test_labels_are_roughly_balanced():
+    labels = np.asarray(helpers.random_labels(4000, seed=5))
+    assert abs(labels.mean() - 0.5) < 4 * np.sqrt(0.25 / 4000)
+
+
+def test_integer_seed_is_reproducible_and_independent_of_global_state():
+    a = helpers.poisson_dataset(20, 8, 10, seed=7)
+    brainstate.random.seed(123)
+    b = helpers.poisson_dataset(20, 8, 10, seed=7)
+    c = helpers.poisson_dataset(20, 8, 10, seed=8)
+    np.testing.assert_array_equal(a[0], b[0])
+    np.testing.assert_array_equal(a[1], b[1])
+    assert not np.array_equal(a[0], c[0])
+
+
+def test_global_seed_reproduces_the_pages_draw_order():
+    """seed(0), build the network, then draw: the page's own sequence of calls."""
+    brainstate.random.seed(0)
+    helpers.SNN()
+    spikes, labels = helpers.poisson_dataset()
+    brainstate.random.seed(0)
+    helpers.SNN()
+    p = 5 * u.Hz * brainstate.environ.get_dt()
+    page_spikes = brainstate.random.rand(100, 128, 100) < p
+    page_labels = u.math.asarray(brainstate.random.rand(128) < 0.5, dtype=int)
+    np.testing.assert_array_equal(spikes, page_spikes)
+    np.testing.assert_array_equal(labels, page_labels)
+
+
+def test_explicit_dt_is_used():
+    spikes = helpers.poisson_spikes(1000, 4, 50, 100 * u.Hz, dt=0.1 * u.ms, seed=0)
+    assert abs(float(np.asarray(spikes).mean()) - 0.01) < 0.002
+
+
+@pytest.mark.parametrize(
+    "kwargs, error, message",
+    [
+        ({"rate": 0 * u.Hz}, ValueError, "rate must be a positive, finite scalar"),
+        ({"rate": -5 * u.Hz}, ValueError, "rate must be a positive, finite scalar"),
+        ({"rate": 5.0}, TypeError, "rate must be a quantity with units of"),
+        ({"rate": 5 * u.ms}, TypeError, "rate must be a quantity with units of"),
+        ({"rate": 2000 * u.Hz}, ValueError, "rate \\* dt must be a probability <= 1"),
+        ({"n_steps": 0}, ValueError, "n_steps must be a positive integer"),
+        ({"batch_size": -1}, ValueError, "batch_size must be a positive integer"),
+        ({"n_inputs": 3.5}, TypeError, "n_inputs must be a positive integer"),
+        ({"dt": 0 * u.ms}, ValueError, "dt must be a positive, finite scalar"),
+        ({"seed": -1}, ValueError, "seed must be a non-negative integer"),
+        ({"seed": "zero"}, ValueError, "seed must be a non-negative integer"),
+    ],
+)
+def test_bad_arguments(kwargs, error, message):
+    with pytest.raises(error, match=message):
+        helpers.poisson_dataset(**kwargs)

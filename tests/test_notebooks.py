@@ -1,0 +1,79 @@
+"""Notebook hygiene and pairing. (nbval re-executes the notebooks themselves; see README.)"""
+
+import json
+import re
+from pathlib import Path
+
+import jupytext
+import pytest
+from jupytext.config import load_jupytext_configuration_file
+
+ROOT = Path(__file__).resolve().parent.parent
+NOTEBOOKS = sorted((ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb"))
+CONFIG = load_jupytext_configuration_file(str(ROOT / "pyproject.toml"))
+MAX_BYTES = 500_000
+# absolute local paths that would leak from the author's machine into stored outputs
+LOCAL_PATH = re.compile(r"(/home/|/root/|/Users/|/tmp/|/work/|[A-Z]:\\\\Users)")
+
+
+def ids(paths):
+    return [p.name for p in paths]
+
+
+def test_the_tutorial_has_its_numbered_notebooks():
+    names = [p.stem for p in NOTEBOOKS]
+    assert names[:4] == ["01_network", "02_dataset", "03_loss", "04_training"]
+    assert sorted((ROOT / "notebooks").glob("*.ipynb")) == NOTEBOOKS, "unnumbered notebook in notebooks/"
+
+
+def paired_text(ipynb: Path) -> str:
+    """The MyST twin that jupytext writes from the .ipynb, with the repository's configuration."""
+    return jupytext.writes(jupytext.read(ipynb), fmt="md:myst", config=CONFIG)
+
+
+@pytest.mark.parametrize("ipynb", NOTEBOOKS, ids=ids(NOTEBOOKS))
+def test_twin_is_in_sync(ipynb):
+    twin = ipynb.with_suffix(".md")
+    assert twin.exists(), f"{twin.name} is missing: every notebook has a MyST twin"
+    assert twin.read_text() == paired_text(ipynb), (
+        f"{twin.name} and {ipynb.name} differ: edit the .md, then run "
+        f"scripts/execute_notebooks.py {twin.relative_to(ROOT)}"
+    )
+
+
+def test_a_twin_edited_without_repairing_is_detected(tmp_path):
+    ipynb = NOTEBOOKS[0]
+    edited = tmp_path / ipynb.name
+    edited.write_bytes(ipynb.read_bytes())
+    twin = ipynb.with_suffix(".md").read_text().replace("# 1. The network", "# 1. A network", 1)
+    assert twin != paired_text(edited)
+
+
+@pytest.mark.parametrize("ipynb", NOTEBOOKS, ids=ids(NOTEBOOKS))
+def test_hygiene(ipynb):
+    raw = ipynb.read_text()
+    assert len(raw.encode()) < MAX_BYTES, f"{ipynb.name} is {len(raw) / 1e3:.0f} kB (limit 500 kB)"
+    nb = json.loads(raw)
+    assert nb["metadata"]["kernelspec"]["name"] == "python3"
+    assert "widgets" not in nb["metadata"]
+    code = [c for c in nb["cells"] if c["cell_type"] == "code"]
+    assert [c["execution_count"] for c in code] == list(range(1, len(code) + 1)), "run top to bottom once"
+    for index, cell in enumerate(code, start=1):
+        assert cell["source"], f"cell {index} is empty"
+        for output in cell["outputs"]:
+            assert output["output_type"] != "error", f"cell {index} stored an error"
+            text = json.dumps(output.get("text", "")) + json.dumps(
+                output.get("data", {}).get("text/plain", "")
+            )
+            assert not LOCAL_PATH.search(text), f"cell {index} shows a local path"
+            assert output.get("name") != "stderr", f"cell {index} wrote to stderr: {output.get('text')}"
+            assert "Warning" not in text, f"cell {index} shows a warning"
+    assert "sys.path" not in raw, "import helpers as an installed package"
+    assert "JAX_PLATFORMS" not in "".join("".join(c["source"]) for c in code), "set the platform in config"
+
+
+def test_training_notebook_checks_plausibility():
+    """The training notebook ends with assertions, so nbval fails when training is broken."""
+    source = (ROOT / "notebooks" / "04_training.md").read_text()
+    assert "assert losses[0] > 0.6 and losses[-1] < 0.15" in source
+    assert "assert acc_mean >= 0.95" in source

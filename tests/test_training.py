@@ -1,0 +1,191 @@
+import brainpy
+import brainstate
+import braintools
+import brainunit as u
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+import helpers
+
+
+def page_recipe_losses(epochs: int):
+    """The original page's training, re-written: Sequential input block, weakly typed zero bias,
+    data closed over, a parameterless jitted step. Returns (losses, compilations of the step)."""
+    brainstate.random.seed(0)
+
+    class PageSNN(brainstate.nn.Module):
+        def __init__(self):
+            super().__init__()
+            scale = 7 * (1 - u.math.exp(-brainstate.environ.get_dt() / u.ms))
+            self.i2r = brainstate.nn.Sequential(
+                brainstate.nn.Linear(
+                    100,
+                    4,
+                    w_init=braintools.init.KaimingNormal(scale=scale, unit=u.mA),
+                    b_init=braintools.init.ZeroInit(unit=u.mA),
+                ),
+                brainpy.state.Expon(4, tau=10.0 * u.ms, g_initializer=braintools.init.Constant(0.0 * u.mA)),
+            )
+            self.r = brainpy.state.LIF(
+                4,
+                tau=20 * u.ms,
+                V_rest=0 * u.mV,
+                V_reset=0 * u.mV,
+                V_th=1.0 * u.mV,
+                spk_fun=braintools.surrogate.ReluGrad(),
+            )
+            self.r2o = brainstate.nn.Linear(4, 2, w_init=braintools.init.KaimingNormal())
+            self.o = brainpy.state.Expon(2, tau=10.0 * u.ms, g_initializer=braintools.init.Constant(0.0))
+
+        def update(self, spike):
+            return self.o(self.r2o(self.r(self.i2r(spike))))
+
+    net = PageSNN()
+    x = brainstate.random.rand(100, 128, 100) < 5 * u.Hz * brainstate.environ.get_dt()
+    y = u.math.asarray(brainstate.random.rand(128) < 0.5, dtype=int)
+    optimizer = braintools.optim.Adam(lr=3e-3)
+    optimizer.register_trainable_weights(net.states(brainstate.ParamState))
+
+    def loss_fn():
+        outs = u.math.mean(brainstate.transform.for_loop(net.update, x), axis=0)
+        return braintools.metric.softmax_cross_entropy_with_integer_labels(outs, y).mean()
+
+    @brainstate.transform.jit
+    def step():
+        brainstate.nn.init_all_states(net, batch_size=128)
+        grads, loss = brainstate.transform.grad(
+            loss_fn, net.states(brainstate.ParamState), return_value=True
+        )()
+        optimizer.update(grads)
+        return loss
+
+    with helpers.count_compilations() as compiled:
+        losses = np.array([float(step()) for _ in range(epochs)])
+    return losses, sum("jaxpr_call" in name for name in compiled)
+
+
+def tutorial_losses(epochs: int):
+    brainstate.random.seed(0)
+    net = helpers.SNN()
+    spikes, labels = helpers.poisson_dataset()
+    trainer = helpers.Trainer(net, lr=3e-3)
+    with helpers.count_compilations() as compiled:
+        losses = trainer.fit(spikes, labels, epochs)
+    return losses, sum("jaxpr_call" in name for name in compiled), trainer, spikes, labels
+
+
+def test_loss_history_is_bit_identical_to_the_page_and_compiles_once():
+    page, page_compiles = page_recipe_losses(800)
+    ours, our_compiles, trainer, spikes, labels = tutorial_losses(800)
+    np.testing.assert_array_equal(ours, page)
+    assert page_compiles == 2  # the weakly typed bias: a second compilation after the first update
+    assert our_compiles == 1
+    assert f"{ours[99]:.4f}" == "0.5177" and f"{ours[799]:.4f}" == "0.0598"
+    assert trainer.accuracy(spikes, labels) == 1.0
+    assert f"{helpers.accuracy(trainer.net, spikes, labels, 'max'):.3f}" == "0.867"
+
+
+def test_training_learns_and_a_model_without_surrogate_does_not():
+    brainstate.random.seed(0)
+    spikes, labels = helpers.poisson_dataset(n_steps=50, batch_size=32, seed=2)
+    learner = helpers.SNN()
+    losses = helpers.fit(learner, spikes, labels, epochs=300, lr=1e-2)
+    assert losses[0] == pytest.approx(np.log(2), abs=1e-5)
+    assert losses[-1] < 0.3
+
+    frozen = helpers.SNN(surrogate=helpers.heaviside)
+    w_before = np.asarray(u.get_mantissa(frozen.input_layer.weight.value["weight"]))
+    frozen_losses = helpers.fit(frozen, spikes, labels, epochs=300, lr=1e-2)
+    w_after = np.asarray(u.get_mantissa(frozen.input_layer.weight.value["weight"]))
+    np.testing.assert_array_equal(w_before, w_after)  # no gradient reaches the input layer
+    assert frozen_losses[-1] > 0.6  # only the readout bias learns: the class prior
+
+
+def test_readouts():
+    outputs = jnp.arange(24.0).reshape(4, 3, 2)
+    np.testing.assert_allclose(helpers.readout(outputs), outputs.mean(0))
+    np.testing.assert_allclose(helpers.readout(outputs, "max"), outputs.max(0))
+    np.testing.assert_allclose(helpers.readout(outputs, "last"), outputs[-1])
+    with pytest.raises(ValueError, match="readout method must be one of"):
+        helpers.readout(outputs, "median")
+    with pytest.raises(ValueError, match=r"shape \[T, B, C\]"):
+        helpers.readout(outputs[0])
+
+
+def test_cross_entropy_of_equal_logits_is_ln_c():
+    for classes in (2, 5):
+        loss = helpers.cross_entropy(jnp.zeros((7, classes)), jnp.zeros(7, jnp.int32))
+        assert float(loss) == pytest.approx(np.log(classes), rel=1e-6)
+
+
+def test_loss_and_accuracy_use_the_same_readout(small_batch):
+    spikes, labels = small_batch
+    net = helpers.SNN()
+    helpers.fit(net, spikes, labels, epochs=20, lr=1e-2)
+    for method in helpers.READOUTS:
+        trainer = helpers.Trainer(net, readout_method=method)
+        logits = helpers.readout(net.simulate(spikes), method)
+        expected_acc = float(jnp.mean(jnp.argmax(logits, axis=1) == labels))
+        assert trainer.accuracy(spikes, labels) == pytest.approx(expected_acc)
+        assert trainer.loss(spikes, labels) == pytest.approx(
+            float(helpers.cross_entropy(logits, labels)), rel=1e-6
+        )
+
+
+def test_accuracy_compiles_once_per_network(small_batch):
+    spikes, labels = small_batch
+    net = helpers.SNN()
+    helpers.accuracy(net, spikes, labels)
+    with helpers.count_compilations() as compiled:
+        for _ in range(3):
+            helpers.accuracy(net, spikes, labels)
+    assert compiled == []
+
+
+def test_count_compilations_stops_listening():
+    with helpers.count_compilations() as compiled:
+        pass
+    helpers.SNN().simulate(jnp.zeros((3, 2, 100)))
+    assert compiled == []
+
+
+@pytest.mark.parametrize(
+    "labels, error, message",
+    [
+        (jnp.array([0, 1, 2, 0, 1, 0]), ValueError, r"labels must lie in \[0, 1\] for 2 classes"),
+        (jnp.array([0, 1, -1, 0, 1, 0]), ValueError, r"labels must lie in \[0, 1\]"),
+        (jnp.zeros((6, 1), jnp.int32), ValueError, r"labels must have shape \[B\]"),
+        (jnp.zeros(5, jnp.int32), ValueError, "batch mismatch: spikes hold 6 examples but labels hold 5"),
+        (jnp.zeros(6), TypeError, "labels must be integers"),
+        ([0, 1, 0, 1, 0, 1], TypeError, "labels must be an integer array"),
+    ],
+)
+def test_bad_labels_are_refused(small_batch, labels, error, message):
+    spikes, _ = small_batch
+    net = helpers.SNN()
+    with pytest.raises(error, match=message):
+        helpers.fit(net, spikes, labels, epochs=1)
+    with pytest.raises(error, match=message):
+        helpers.accuracy(net, spikes, labels)
+
+
+@pytest.mark.parametrize(
+    "kwargs, error, message",
+    [
+        ({"epochs": 0}, ValueError, "epochs must be a positive integer"),
+        ({"lr": 0.0}, ValueError, "lr must be a positive, finite number"),
+        ({"lr": float("inf")}, ValueError, "lr must be a positive, finite number"),
+    ],
+)
+def test_bad_training_options(small_batch, kwargs, error, message):
+    spikes, labels = small_batch
+    with pytest.raises(error, match=message):
+        helpers.fit(helpers.SNN(), spikes, labels, **kwargs)
+
+
+def test_trainer_refuses_other_models_and_readouts():
+    with pytest.raises(TypeError, match="net must be a helpers.SNN"):
+        helpers.Trainer(object())
+    with pytest.raises(ValueError, match="readout_method must be one of"):
+        helpers.Trainer(helpers.SNN(), readout_method="sum")
