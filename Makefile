@@ -10,9 +10,12 @@ env: $(VENV)/.environment.sha256
 $(VENV)/.environment.sha256: environment.yml pyproject.toml scripts/setup_env.py
 	python3 scripts/setup_env.py --venv $(VENV)
 
-## tutorial: execute every notebook (the docs-site build once it exists)
+## tutorial: execute every notebook and build the docs site (strict; unchanged notebooks are cached)
 tutorial: env
-	$(PYTHON) scripts/run_tutorial.py
+	$(VENV)/bin/sphinx-build -W --keep-going -b html docs docs/_build/html
+	@echo
+	@echo "The tutorial site is built. Open file://$(CURDIR)/docs/_build/html/index.html"
+	@echo "or serve it: $(PYTHON) -m http.server -d docs/_build/html 8000  (then http://127.0.0.1:8000)"
 
 ## notebooks: for authors, re-execute the notebooks in place and re-pair their MyST twins
 notebooks: env

@@ -1,0 +1,106 @@
+"""The docs site: a strict, clean build with forced execution, checked page by page in Chromium."""
+
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from site_check import CHROMIUM, check_site, site_pages
+
+ROOT = Path(__file__).resolve().parent.parent
+NOTEBOOKS = sorted(p.stem for p in (ROOT / "docs" / "notebooks").glob("[0-9][0-9]_*.ipynb"))
+needs_chromium = pytest.mark.skipif(
+    not Path(CHROMIUM).exists(), reason="Debian chromium is not installed (.ci/run installs it)"
+)
+
+
+def sphinx_build(source: Path, out: Path, *extra: str) -> subprocess.CompletedProcess:
+    command = [
+        sys.executable,
+        "-m",
+        "sphinx",
+        "-W",
+        "--keep-going",
+        "-q",
+        "-b",
+        "html",
+        *extra,
+        str(source),
+        str(out),
+    ]
+    return subprocess.run(command, capture_output=True, text=True, cwd=ROOT)
+
+
+@pytest.fixture(scope="session")
+def site(tmp_path_factory) -> Path:
+    """The site, built strictly from scratch with every notebook executed afresh."""
+    out = tmp_path_factory.mktemp("site") / "html"
+    doctrees = out.parent / "doctrees"
+    result = sphinx_build(ROOT / "docs", out, "-d", str(doctrees), "-D", "nb_execution_mode=force")
+    assert result.returncode == 0, f"sphinx-build failed:\n{result.stderr[-5000:]}"
+    return out
+
+
+def test_build_has_every_page(site):
+    pages = set(site_pages(site))
+    expected = {"index.html", "api.html", "environment.html", "search.html"}
+    expected |= {f"notebooks/{name}.html" for name in NOTEBOOKS}
+    assert expected <= pages
+
+
+def test_notebook_pages_show_fresh_outputs_and_offer_the_ipynb(site):
+    for name in NOTEBOOKS:
+        html = (site / "notebooks" / f"{name}.html").read_text()
+        assert f"_sources/notebooks/{name}.ipynb" in html, f"{name}: no .ipynb download link"
+        assert (site / "_sources" / "notebooks" / f"{name}.ipynb").is_file()
+        assert "cell_output" in html and "<img" in html, f"{name}: no executed outputs or figures"
+    assert "brainstate 0.5.4" in (site / "notebooks" / "01_network.html").read_text()
+
+
+def test_api_reference_is_generated_from_docstrings(site):
+    html = (site / "api.html").read_text()
+    for name in (
+        "helpers.model.SNN",
+        "helpers.data.poisson_dataset",
+        "helpers.training.fit",
+        "helpers.plotting.plot_loss",
+    ):
+        assert f'id="{name}"' in html, f"{name} missing from the API page"
+
+
+def test_math_is_served_locally(site):
+    assert (site / "_static" / "mathjax" / "tex-chtml.js").is_file()
+    assert "cdn.jsdelivr" not in (site / "notebooks" / "01_network.html").read_text()
+
+
+@needs_chromium
+def test_every_page_in_a_browser(site):
+    assert check_site(site, search_term="surrogate") == []
+
+
+@needs_chromium
+def test_the_browser_check_catches_broken_things(tmp_path):
+    """The checker itself: a page with a missing image, a dead link and an error output."""
+    (tmp_path / "index.html").write_text(
+        '<html><body><img src="missing.png"><a href="nowhere.html">x</a><a href="#no-such-anchor">y</a>'
+        '<div class="cell_output"><div class="output error">boom</div></div>'
+        "<pre>Traceback (most recent call last):</pre></body></html>"
+    )
+    problems = "\n".join(check_site(tmp_path))
+    assert "broken image" in problems and "missing.png" in problems
+    assert "broken link to nowhere.html" in problems
+    assert "broken anchor index.html#no-such-anchor" in problems
+    assert "shows an error output" in problems
+    assert "raw traceback" in problems
+
+
+def test_a_broken_cross_reference_fails_the_strict_build(tmp_path):
+    source = tmp_path / "src"
+    source.mkdir()
+    shutil.copy(ROOT / "docs" / "conf.py", source / "conf.py")
+    (source / "_static").mkdir()
+    (source / "index.md").write_text("# Home\n\nSee [the missing page](missing.md) and {doc}`nowhere`.\n")
+    result = sphinx_build(source, tmp_path / "out")
+    assert result.returncode != 0
+    assert "missing.md" in result.stderr and "nowhere" in result.stderr
