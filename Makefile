@@ -30,8 +30,8 @@ test: env
 	$(PYTHON) -m pytest
 
 lint: env
-	$(VENV)/bin/ruff check helpers tests scripts conftest.py
-	$(VENV)/bin/ruff format --check helpers tests scripts conftest.py
+	$(VENV)/bin/ruff check helpers tests scripts conftest.py docs/conf.py
+	$(VENV)/bin/ruff format --check helpers tests scripts conftest.py docs/conf.py
 
 clean:
 	rm -rf $(VENV) docs/_build .pytest_cache
