@@ -3,11 +3,16 @@
 >>> from helpers import SNN, poisson_dataset, fit
 """
 
+from helpers.versions import check_stack as _check_stack
+
+_check_stack()  # a clear error, before anything else, when the installed stack lacks what we use
+
+from helpers.checkpoint import CheckpointError, load_checkpoint, read_checkpoint, save_checkpoint
 from helpers.data import poisson_dataset, poisson_spikes, random_labels
 from helpers.model import SNN, default_input_scale, heaviside
 from helpers.plotting import plot_loss, plot_network_activity, plot_raster, plot_readout
 from helpers.training import READOUTS, Trainer, accuracy, count_compilations, cross_entropy, fit, readout
-from helpers.versions import TESTED_VERSIONS, print_stack, stack_versions
+from helpers.versions import TESTED_VERSIONS, StackWarning, check_stack, print_stack, stack_versions
 
 __all__ = [
     "SNN",
@@ -30,4 +35,10 @@ __all__ = [
     "TESTED_VERSIONS",
     "stack_versions",
     "print_stack",
+    "check_stack",
+    "StackWarning",
+    "save_checkpoint",
+    "load_checkpoint",
+    "read_checkpoint",
+    "CheckpointError",
 ]

@@ -97,6 +97,19 @@ class SNN(brainstate.nn.Module):
         elif not (isinstance(input_scale, (int, float)) and input_scale > 0):
             raise ValueError(f"input_scale must be a positive number, got {input_scale!r}")
         self.v_threshold = v_threshold
+        spike_fn = braintools.surrogate.ReluGrad() if surrogate is None else surrogate
+        #: plain-number description of the architecture, stored in checkpoints and checked on load
+        self.config = {
+            "n_inputs": self.n_inputs,
+            "n_hidden": self.n_hidden,
+            "n_outputs": self.n_outputs,
+            "tau_syn_ms": float(tau_syn.to_decimal(u.ms)),
+            "tau_mem_ms": float(tau_mem.to_decimal(u.ms)),
+            "tau_out_ms": float(tau_out.to_decimal(u.ms)),
+            "v_threshold_mV": float(v_threshold.to_decimal(u.mV)),
+            "input_scale": float(input_scale),
+            "surrogate": getattr(spike_fn, "__name__", repr(spike_fn)),
+        }
 
         zero_bias_mA = braintools.init.Constant(jnp.zeros((), jnp.float32) * u.mA)
         zero_bias = braintools.init.Constant(jnp.zeros((), jnp.float32))
@@ -117,7 +130,7 @@ class SNN(brainstate.nn.Module):
             V_rest=0.0 * u.mV,
             V_reset=0.0 * u.mV,
             V_th=v_threshold,
-            spk_fun=braintools.surrogate.ReluGrad() if surrogate is None else surrogate,
+            spk_fun=spike_fn,
         )
         # spikes -> filtered readout (dimensionless)
         self.readout_layer = brainstate.nn.Linear(

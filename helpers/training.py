@@ -75,6 +75,7 @@ class Trainer:
                 raise ValueError(f"lr must be a positive, finite number, got {lr!r}")
             optimizer = braintools.optim.Adam(lr=lr)
         self.net = net
+        self.lr = lr if optimizer is None else getattr(optimizer, "lr", None)
         self.readout_method = readout_method
         self.optimizer = optimizer
         self.params = net.states(brainstate.ParamState)
@@ -122,10 +123,19 @@ class Trainer:
         self._check(spikes, labels)
         losses = np.empty(epochs)
         for epoch in range(1, epochs + 1):
-            losses[epoch - 1] = float(self._step(spikes, labels))
+            losses[epoch - 1] = self._checked(float(self._step(spikes, labels)), epoch)
             if log_every and epoch % log_every == 0:
                 print(f"epoch {epoch:4d} | loss {losses[epoch - 1]:.4f}")
         return losses
+
+    def _checked(self, loss: float, epoch: int) -> float:
+        """Stop with a clear message when the loss is no longer a finite number."""
+        if not np.isfinite(loss):
+            raise FloatingPointError(
+                f"training diverged: the loss became {loss} at epoch {epoch}; "
+                f"lower the learning rate (lr={self.lr!r}) or check the data"
+            )
+        return loss
 
 
 def fit(net: SNN, spikes, labels, epochs: int = 800, *, lr: float = 3e-3, log_every: int | None = None):

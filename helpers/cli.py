@@ -1,0 +1,231 @@
+"""Command-line trainer: ``python -m helpers train [options]``.
+
+Trains the tutorial's network on its dataset, shows a progress bar with the current loss, and writes
+to ``--out``: ``losses.csv`` (epoch, loss), ``loss.png``, ``checkpoint.msgpack`` and ``run.json``
+(settings, results, versions). ``--resume CHECKPOINT`` continues a run to ``--epochs`` in total, with
+the data and architecture stored in the checkpoint. Nothing is written unless training succeeds, and
+every file is written to a temporary name first, then renamed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import io
+import json
+import os
+import sys
+import tempfile
+from pathlib import Path
+
+DATASETS = ("random",)
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
+    return value
+
+
+def _non_negative_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a non-negative integer, got {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"expected a non-negative integer, got {text!r}")
+    return value
+
+
+def _positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}") from None
+    if not (value > 0 and value < float("inf")):
+        raise argparse.ArgumentTypeError(f"expected a positive, finite number, got {text!r}")
+    return value
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m helpers", description="snn-tutorial command-line tools")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    train = commands.add_parser(
+        "train",
+        help="train the tutorial's spiking classifier",
+        description="Train the tutorial's spiking classifier with BPTT and Adam (defaults: the tutorial's).",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    model = train.add_argument_group("network")
+    model.add_argument("--inputs", type=_positive_int, default=100, help="number of input channels")
+    model.add_argument("--hidden", type=_positive_int, default=4, help="number of hidden LIF neurons")
+    model.add_argument("--outputs", type=_positive_int, default=2, help="number of classes")
+    data = train.add_argument_group("data")
+    data.add_argument("--dataset", choices=DATASETS, default="random", help="which synthetic dataset")
+    data.add_argument("--steps", type=_positive_int, default=100, help="time steps of 1 ms per example")
+    data.add_argument("--batch", type=_positive_int, default=128, help="examples in the training batch")
+    data.add_argument("--rate", type=_positive_float, default=5.0, help="input firing rate (Hz)")
+    run = train.add_argument_group("training")
+    run.add_argument(
+        "--epochs", type=_positive_int, default=800, help="total epochs (including resumed ones)"
+    )
+    run.add_argument("--lr", type=_positive_float, default=3e-3, help="Adam learning rate")
+    run.add_argument("--seed", type=_non_negative_int, default=0, help="seed of weights and data")
+    run.add_argument("--readout", choices=("mean", "max", "last"), default="mean", help="readout over time")
+    run.add_argument("--out", type=Path, default=Path("runs/train"), help="output folder")
+    run.add_argument("--resume", type=Path, metavar="CHECKPOINT", help="continue from a checkpoint")
+    run.add_argument("--no-progress", action="store_true", help="no progress bar")
+    train.set_defaults(command_parser=train)
+    return parser
+
+
+def _write_atomically(path: Path, data: bytes) -> None:
+    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    try:
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(temporary, 0o666 & ~umask)  # mkstemp creates the file private; give it normal rights
+        with os.fdopen(handle, "wb") as stream:
+            stream.write(data)
+        os.replace(temporary, path)
+    except BaseException:
+        Path(temporary).unlink(missing_ok=True)
+        raise
+
+
+def train(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
+    import brainstate
+    import brainunit as u
+    import matplotlib
+    import numpy as np
+    from tqdm.auto import tqdm
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    import helpers
+
+    resume = None
+    if args.resume is not None:
+        try:
+            resume = helpers.read_checkpoint(args.resume)
+        except (FileNotFoundError, helpers.CheckpointError) as error:
+            parser.error(f"--resume: {error}")
+        # the data and architecture come from the checkpoint, so that the run continues as it was
+        extra = resume.get("extra", {})
+        config = resume["config"]
+        for option, key in (("inputs", "n_inputs"), ("hidden", "n_hidden"), ("outputs", "n_outputs")):
+            setattr(args, option, int(config[key]))
+        for option in ("dataset", "steps", "batch", "rate", "seed", "lr"):
+            if option in extra:
+                setattr(args, option, extra[option])
+        args.readout = resume.get("readout_method", args.readout)
+        if int(resume["epoch"]) >= args.epochs:
+            parser.error(
+                f"--epochs {args.epochs}: the checkpoint already holds {int(resume['epoch'])} epochs"
+            )
+    if args.out.exists() and not args.out.is_dir():
+        parser.error(f"--out {args.out}: exists and is not a folder")
+
+    brainstate.environ.set(dt=1.0 * u.ms)
+    brainstate.random.seed(args.seed)
+    try:
+        net = helpers.SNN(args.inputs, args.hidden, args.outputs)
+        spikes, labels = helpers.poisson_dataset(args.steps, args.batch, args.inputs, args.rate * u.Hz)
+        if args.outputs != 2:
+            parser.error(f"--outputs {args.outputs}: the {args.dataset!r} dataset has 2 classes")
+        trainer = helpers.Trainer(net, lr=args.lr, readout_method=args.readout)
+    except (ValueError, TypeError) as error:
+        parser.error(str(error))
+
+    start_epoch, history = 0, np.empty(0)
+    if resume is not None:
+        try:
+            restored = helpers.load_checkpoint(args.resume, trainer)
+        except helpers.CheckpointError as error:
+            parser.error(f"--resume: {error}")
+        start_epoch, history = restored["epoch"], restored["losses"]
+
+    progress = tqdm(
+        range(start_epoch + 1, args.epochs + 1),
+        desc="training",
+        unit="epoch",
+        disable=args.no_progress,
+        file=sys.stderr,
+        initial=start_epoch,
+        total=args.epochs,
+    )
+    losses = list(history)
+    try:
+        for epoch in progress:
+            losses.append(trainer._checked(trainer.step(spikes, labels), epoch))
+            progress.set_postfix(loss=f"{losses[-1]:.4f}", refresh=False)
+    except FloatingPointError as error:
+        progress.close()
+        print(f"error: {error}; nothing was written", file=sys.stderr)
+        return 1
+    progress.close()
+    accuracy = trainer.accuracy(spikes, labels)
+
+    # everything succeeded: write the outputs
+    args.out.mkdir(parents=True, exist_ok=True)
+    settings = {
+        k: (str(v) if isinstance(v, Path) else v)
+        for k, v in vars(args).items()
+        if k not in ("command", "command_parser")
+    }
+    extra = {k: settings[k] for k in ("dataset", "steps", "batch", "rate", "seed", "lr")}
+    checkpoint_tmp = args.out / ".checkpoint.msgpack.tmp"
+    helpers.save_checkpoint(
+        checkpoint_tmp, trainer, epoch=args.epochs, losses=np.asarray(losses), extra=extra
+    )
+    os.replace(checkpoint_tmp, args.out / "checkpoint.msgpack")
+
+    table = io.StringIO()
+    writer = csv.writer(table, lineterminator="\n")
+    writer.writerow(["epoch", "loss"])
+    writer.writerows((epoch, f"{loss:.8g}") for epoch, loss in enumerate(losses, start=1))
+    _write_atomically(args.out / "losses.csv", table.getvalue().encode())
+
+    fig, ax = plt.subplots(figsize=(6.5, 3.5))
+    helpers.plot_loss(losses, ax=ax, log=True)
+    ax.set_title(f"{args.hidden} hidden LIF neurons, lr {args.lr:g}, seed {args.seed}")
+    fig.tight_layout()
+    image = io.BytesIO()
+    fig.savefig(image, format="png", dpi=100)
+    plt.close(fig)
+    _write_atomically(args.out / "loss.png", image.getvalue())
+
+    summary = {
+        "settings": settings,
+        "epochs": args.epochs,
+        "resumed_from_epoch": start_epoch if resume is not None else None,
+        "final_loss": losses[-1],
+        "train_accuracy": accuracy,
+        "readout": args.readout,
+        "versions": helpers.stack_versions(),
+    }
+    _write_atomically(args.out / "run.json", (json.dumps(summary, indent=2) + "\n").encode())
+    print(f"final loss {losses[-1]:.4f}, training accuracy {accuracy:.4f} ({args.readout} readout)")
+    print(f"wrote losses.csv, loss.png, checkpoint.msgpack and run.json to {args.out}")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Parse ``argv`` (default: the command line) and run the command; return the exit status.
+
+    Bad options exit with status 2 and a usage message; a diverging run returns 1 and writes nothing.
+    """
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.command == "train":
+        return train(args, args.command_parser)
+    return 2  # pragma: no cover - argparse requires a command
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())
