@@ -1,10 +1,19 @@
-"""Repository-wide pytest configuration.
+"""Repository-wide pytest configuration, read before any test or notebook kernel starts.
 
-JAX looks for accelerators at start-up and, on a machine with an NVIDIA GPU but a CPU-only jaxlib,
-warns on stderr. The notebooks' stored outputs are compared by nbval, so we pin the platform here
-(inherited by every notebook kernel nbval starts) rather than inside a notebook cell.
+- JAX looks for accelerators at start-up and, on a machine with an NVIDIA GPU but a CPU-only jaxlib,
+  warns on stderr. nbval compares the notebooks' stored outputs, so the platform is pinned here
+  (inherited by every kernel that nbval and the docs build start), never inside a notebook cell.
+- Every notebook is executed twice per run (by nbval and by the docs build), and many tests compile
+  the same programs. A persistent JAX compilation cache, fresh for each test session and shared by
+  all its processes, lets the second compilation of a program load the first one's result. Compiled
+  programs are identical either way, so every number stays the same.
 """
 
 import os
+import tempfile
 
 os.environ.setdefault("JAX_PLATFORMS", "cpu")
+if "JAX_COMPILATION_CACHE_DIR" not in os.environ:
+    os.environ["JAX_COMPILATION_CACHE_DIR"] = tempfile.mkdtemp(prefix="snn-tutorial-jax-cache-")
+    os.environ["JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS"] = "0"
+    os.environ["JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES"] = "0"

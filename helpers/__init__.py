@@ -8,10 +8,27 @@ from helpers.versions import check_stack as _check_stack
 _check_stack()  # a clear error, before anything else, when the installed stack lacks what we use
 
 from helpers.checkpoint import CheckpointError, load_checkpoint, read_checkpoint, save_checkpoint
-from helpers.data import poisson_dataset, poisson_spikes, random_labels
+from helpers.data import pattern_dataset, poisson_dataset, poisson_spikes, random_labels, split_batch
+from helpers.exercises import check_answer
 from helpers.model import SNN, default_input_scale, heaviside
-from helpers.plotting import plot_loss, plot_network_activity, plot_raster, plot_readout
-from helpers.training import READOUTS, Trainer, accuracy, count_compilations, cross_entropy, fit, readout
+from helpers.plotting import (
+    plot_confusion,
+    plot_history,
+    plot_loss,
+    plot_network_activity,
+    plot_raster,
+    plot_readout,
+)
+from helpers.training import (
+    READOUTS,
+    Trainer,
+    accuracy,
+    confusion_matrix,
+    count_compilations,
+    cross_entropy,
+    fit,
+    readout,
+)
 from helpers.versions import TESTED_VERSIONS, StackWarning, check_stack, print_stack, stack_versions
 
 __all__ = [
@@ -21,6 +38,8 @@ __all__ = [
     "poisson_dataset",
     "poisson_spikes",
     "random_labels",
+    "pattern_dataset",
+    "split_batch",
     "READOUTS",
     "readout",
     "cross_entropy",
@@ -28,10 +47,14 @@ __all__ = [
     "fit",
     "accuracy",
     "count_compilations",
+    "confusion_matrix",
+    "check_answer",
     "plot_raster",
     "plot_network_activity",
     "plot_readout",
     "plot_loss",
+    "plot_history",
+    "plot_confusion",
     "TESTED_VERSIONS",
     "stack_versions",
     "print_stack",

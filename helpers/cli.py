@@ -162,7 +162,8 @@ def train(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     losses = list(history)
     try:
         for epoch in progress:
-            losses.append(trainer._checked(trainer.step(spikes, labels), epoch))
+            losses.append(trainer.step(spikes, labels))
+            trainer.check_finite(np.asarray(losses[-1:]), first_epoch=epoch)
             progress.set_postfix(loss=f"{losses[-1]:.4f}", refresh=False)
     except FloatingPointError as error:
         progress.close()

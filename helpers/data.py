@@ -9,10 +9,11 @@ from __future__ import annotations
 import brainstate
 import brainunit as u
 import jax.numpy as jnp
+import numpy as np
 
 from helpers.validation import check_positive_int, check_positive_quantity
 
-__all__ = ["poisson_spikes", "random_labels", "poisson_dataset"]
+__all__ = ["poisson_spikes", "random_labels", "poisson_dataset", "pattern_dataset", "split_batch"]
 
 
 def _rng(seed) -> brainstate.random.RandomState:
@@ -89,3 +90,80 @@ def poisson_dataset(
     rng = _rng(seed)  # one stream: spikes first, then labels
     spikes = poisson_spikes(n_steps, batch_size, n_inputs, rate, dt=dt, seed=rng)
     return spikes, random_labels(batch_size, seed=rng)
+
+
+def pattern_dataset(
+    n_examples: int,
+    n_classes: int = 4,
+    n_steps: int = 100,
+    n_inputs: int = 100,
+    *,
+    background_rate: u.Quantity = 10.0 * u.Hz,
+    pattern_fraction: float = 0.2,
+    jitter: u.Quantity = 3.0 * u.ms,
+    drop_probability: float = 0.1,
+    dt: u.Quantity | None = None,
+    seed: int = 0,
+):
+    """A learnable spike task: class-specific spike patterns hidden in Poisson noise.
+
+    Each class owns a random *template*: a ``pattern_fraction`` share of the inputs, each with one
+    spike at a random time. An example of class ``c`` is Poisson background noise at
+    ``background_rate`` on every input, plus class ``c``'s template with every spike shifted by a
+    uniform jitter of up to ``jitter`` and dropped with probability ``drop_probability``. The classes
+    are balanced (in shuffled order). Everything is drawn from one NumPy generator seeded with
+    ``seed``, so the same seed gives the same templates and examples; split one call into
+    train/validation/test sets with :func:`split_batch` so that they share the templates.
+
+    Returns ``(spikes bool [n_steps, n_examples, n_inputs], labels int32 [n_examples])``.
+    """
+    for name, value in (("n_examples", n_examples), ("n_classes", n_classes), ("n_steps", n_steps)):
+        check_positive_int(name, value)
+    check_positive_int("n_inputs", n_inputs)
+    if n_classes < 2:
+        raise ValueError(f"n_classes must be at least 2, got {n_classes}")
+    check_positive_quantity("background_rate", background_rate, u.Hz)
+    if not 0 < pattern_fraction <= 1:
+        raise ValueError(f"pattern_fraction must be in (0, 1], got {pattern_fraction}")
+    if not 0 <= drop_probability < 1:
+        raise ValueError(f"drop_probability must be in [0, 1), got {drop_probability}")
+    if not isinstance(jitter, u.Quantity) or u.get_dim(jitter) != u.get_dim(u.ms) or float(jitter / u.ms) < 0:
+        raise ValueError(f"jitter must be a non-negative time, e.g. 3 * u.ms, got {jitter!r}")
+    if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
+        raise ValueError(f"seed must be a non-negative integer, got {seed!r}")
+    dt = brainstate.environ.get_dt() if dt is None else check_positive_quantity("dt", dt, u.ms)
+    probability = float(background_rate * dt)
+    if probability > 1:
+        raise ValueError(f"background_rate * dt must be a probability <= 1, got {probability:.3g}")
+    jitter_steps = int(round(float(jitter / dt)))
+
+    rng = np.random.default_rng(seed)
+    in_template = rng.random((n_classes, n_inputs)) < pattern_fraction
+    template_time = rng.integers(0, n_steps, (n_classes, n_inputs))
+    labels = rng.permutation(np.arange(n_examples) % n_classes)
+    spikes = rng.random((n_steps, n_examples, n_inputs)) < probability
+    times = template_time[labels] + rng.integers(-jitter_steps, jitter_steps + 1, (n_examples, n_inputs))
+    kept = in_template[labels] & (rng.random((n_examples, n_inputs)) >= drop_probability)
+    kept &= (times >= 0) & (times < n_steps)
+    example, channel = np.nonzero(kept)
+    spikes[times[example, channel], example, channel] = True
+    return jnp.asarray(spikes), jnp.asarray(labels, dtype=jnp.int32)
+
+
+def split_batch(spikes, labels, *sizes: int):
+    """Split ``spikes [T, B, N]`` and ``labels [B]`` along the batch into consecutive parts.
+
+    ``split_batch(x, y, 256, 128, 256)`` returns ``[(x0, y0), (x1, y1), (x2, y2)]``; the sizes must
+    add up to ``B``.
+    """
+    if not sizes:
+        raise ValueError("give the size of every part, e.g. split_batch(x, y, 256, 128, 256)")
+    for size in sizes:
+        check_positive_int("every size", size)
+    batch = spikes.shape[1]
+    if labels.shape != (batch,):
+        raise ValueError(f"labels must have shape [{batch}] to match the spikes, got {tuple(labels.shape)}")
+    if sum(sizes) != batch:
+        raise ValueError(f"the sizes {sizes} add up to {sum(sizes)}, but the batch holds {batch} examples")
+    bounds = np.cumsum((0,) + sizes)
+    return [(spikes[:, a:b], labels[a:b]) for a, b in zip(bounds[:-1], bounds[1:], strict=True)]

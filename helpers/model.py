@@ -97,6 +97,11 @@ class SNN(brainstate.nn.Module):
         elif not (isinstance(input_scale, (int, float)) and input_scale > 0):
             raise ValueError(f"input_scale must be a positive number, got {input_scale!r}")
         self.v_threshold = v_threshold
+        # the arguments, to build an identical network (see Trainer.reinitialize)
+        self.init_kwargs = dict(
+            n_inputs=n_inputs, n_hidden=n_hidden, n_outputs=n_outputs, tau_syn=tau_syn, tau_mem=tau_mem,
+            tau_out=tau_out, v_threshold=v_threshold, surrogate=surrogate, input_scale=input_scale,
+        )  # fmt: skip
         spike_fn = braintools.surrogate.ReluGrad() if surrogate is None else surrogate
         #: plain-number description of the architecture, stored in checkpoints and checked on load
         self.config = {

@@ -13,7 +13,14 @@ import brainunit as u
 import matplotlib.pyplot as plt
 import numpy as np
 
-__all__ = ["plot_raster", "plot_network_activity", "plot_readout", "plot_loss"]
+__all__ = [
+    "plot_raster",
+    "plot_network_activity",
+    "plot_readout",
+    "plot_loss",
+    "plot_history",
+    "plot_confusion",
+]
 
 
 def _time_ms(n_steps: int, dt: u.Quantity | None) -> np.ndarray:
@@ -25,8 +32,8 @@ def _plain(x, unit=None) -> np.ndarray:
     return np.asarray(x.to_decimal(unit) if isinstance(x, u.Quantity) else x)
 
 
-def plot_raster(spikes, example: int = 0, *, ax=None, dt=None, color="k", label="input"):
-    """Raster of one example's spikes ``[T, B, N]`` (or ``[T, N]``): one row per channel."""
+def plot_raster(spikes, example: int = 0, *, ax=None, dt=None, color="k", ylabel="input channel"):
+    """Raster of one example's spikes ``[T, B, N]`` (or ``[T, N]``): one row per channel or neuron."""
     spikes = _plain(spikes)
     if spikes.ndim == 3:
         spikes = spikes[:, example]
@@ -38,7 +45,7 @@ def plot_raster(spikes, example: int = 0, *, ax=None, dt=None, color="k", label=
     ax.scatter(t[steps], channels, s=25, marker="|", linewidths=1.2, color=color)
     ax.set_xlim(0, t[-1])
     ax.set_ylim(-0.5, spikes.shape[1] - 0.5)
-    ax.set_ylabel(f"{label} channel")
+    ax.set_ylabel(ylabel)
     ax.set_xlabel("time (ms)")
     return ax
 
@@ -96,4 +103,37 @@ def plot_loss(losses, *, ax=None, label=None, log: bool = False):
         ax.set_yscale("log")
     if label:
         ax.legend()
+    return ax
+
+
+def plot_history(history: dict, *, axes=None, label: str | None = None):
+    """Loss and accuracy over epochs from :meth:`helpers.Trainer.fit_history`, training (solid) and
+    validation (dashed) in two panels."""
+    if axes is None:
+        _, axes = plt.subplots(1, 2, figsize=(9, 3.2))
+    prefix = f"{label}: " if label else ""
+    for key, style in (("train", "-"), ("val", "--")):
+        if f"{key}_loss" not in history:
+            continue
+        name = "training" if key == "train" else "validation"
+        line = axes[0].plot(history["epoch"], history[f"{key}_loss"], style, label=f"{prefix}{name}")[0]
+        axes[1].plot(history["epoch"], history[f"{key}_accuracy"], style, color=line.get_color())
+    axes[0].set(xlabel="epoch", ylabel="loss (nats)")
+    axes[1].set(xlabel="epoch", ylabel="accuracy", ylim=(0, 1.02))
+    axes[0].legend(fontsize="small")
+    return axes
+
+
+def plot_confusion(matrix, *, ax=None, title: str | None = None):
+    """A confusion matrix (row = true class, column = predicted), with the count in each cell."""
+    matrix = np.asarray(matrix)
+    ax = ax or plt.figure(figsize=(3.6, 3.2)).gca()
+    ax.imshow(matrix, cmap="Blues")
+    for (i, j), count in np.ndenumerate(matrix):
+        color = "white" if count > matrix.max() / 2 else "black"
+        ax.text(j, i, str(count), ha="center", va="center", color=color)
+    ticks = np.arange(matrix.shape[0])
+    ax.set(xticks=ticks, yticks=ticks, xlabel="predicted class", ylabel="true class")
+    if title:
+        ax.set_title(title)
     return ax

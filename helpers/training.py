@@ -14,6 +14,7 @@ import brainstate
 import braintools
 import brainunit as u
 import jax
+import jax.numpy as jnp
 import numpy as np
 
 from helpers.model import SNN
@@ -27,6 +28,7 @@ __all__ = [
     "fit",
     "accuracy",
     "count_compilations",
+    "confusion_matrix",
 ]
 
 #: How a readout trace ``[T, B, C]`` is reduced over time to logits ``[B, C]``.
@@ -81,7 +83,11 @@ class Trainer:
         self.params = net.states(brainstate.ParamState)
         self.optimizer.register_trainable_weights(self.params)
         self._step = brainstate.transform.jit(self._train_step)
+        self._steps = brainstate.transform.jit(self._train_steps, static_argnums=2)
         self._loss = brainstate.transform.jit(self._loss_fn)
+        self._predict = brainstate.transform.jit(
+            lambda spikes: u.math.argmax(readout(self.net.simulate(spikes), self.readout_method), axis=1)
+        )
 
     # -- pure pieces, traced under jit ------------------------------------------------------
     def _loss_fn(self, spikes, labels):
@@ -93,7 +99,28 @@ class Trainer:
         self.optimizer.update(grads)
         return loss
 
+    def _train_steps(self, spikes, labels, n_epochs: int):
+        # n_epochs training steps inside one compiled program: a scan over epochs, no host sync
+        return brainstate.transform.for_loop(lambda _: self._train_step(spikes, labels), jnp.arange(n_epochs))
+
     # -- public API, with checks on concrete inputs -----------------------------------------
+    def reinitialize(self, seed: int) -> None:
+        """Start over from fresh weights: seed brainstate's generator with ``seed``, draw the weights a
+        new network with the same settings would get, and reset the optimiser.
+
+        Equivalent to ``brainstate.random.seed(seed)`` followed by a new ``SNN`` and ``Trainer``, but the
+        compiled training step is kept, so a loop over seeds compiles once.
+        """
+        if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
+            raise ValueError(f"seed must be a non-negative integer, got {seed!r}")
+        brainstate.random.seed(seed)
+        fresh = SNN(**self.net.init_kwargs).states(brainstate.ParamState)
+        for path, state in self.params.items():
+            state.value = fresh[path].value
+        optimizer = self.optimizer
+        optimizer.opt_state.value = optimizer.tx.init(optimizer.param_states.to_pytree_value())
+        optimizer.step_count.value = jnp.zeros_like(optimizer.step_count.value)  # keeps its dtype
+
     def _check(self, spikes, labels) -> None:
         check_spikes(spikes, self.net.n_inputs)
         check_labels(labels, spikes.shape[1], self.net.n_outputs)
@@ -112,30 +139,86 @@ class Trainer:
         """The fraction of examples whose largest logit is their label."""
         return accuracy(self.net, spikes, labels, self.readout_method)
 
-    def fit(self, spikes, labels, epochs: int = 800, *, log_every: int | None = None) -> np.ndarray:
+    def predict(self, spikes) -> np.ndarray:
+        """The predicted class of every example, ``int [B]``, read out like the loss."""
+        check_spikes(spikes, self.net.n_inputs)
+        return np.asarray(self._predict(spikes))
+
+    def fit(
+        self,
+        spikes,
+        labels,
+        epochs: int = 800,
+        *,
+        log_every: int | None = None,
+        epochs_per_call: int = 1,
+    ) -> np.ndarray:
         """Train for ``epochs`` full-batch steps; return the loss before each update, ``[epochs]``.
 
-        With ``log_every``, print the loss every that many epochs.
+        With ``log_every``, print the loss every that many epochs. With ``epochs_per_call > 1``,
+        that many epochs run inside one compiled program (a ``for_loop`` over epochs under ``jit``),
+        with no return to Python in between; the losses are the same, bit for bit. Training stops with
+        :class:`FloatingPointError`, naming the epoch, if the loss becomes NaN or infinite.
         """
         check_positive_int("epochs", epochs)
+        check_positive_int("epochs_per_call", epochs_per_call)
         if log_every is not None:
             check_positive_int("log_every", log_every)
         self._check(spikes, labels)
         losses = np.empty(epochs)
-        for epoch in range(1, epochs + 1):
-            losses[epoch - 1] = self._checked(float(self._step(spikes, labels)), epoch)
-            if log_every and epoch % log_every == 0:
-                print(f"epoch {epoch:4d} | loss {losses[epoch - 1]:.4f}")
+        done = 0
+        while done < epochs:
+            n = min(epochs_per_call, epochs - done)
+            if log_every:  # stop at the next epoch to print
+                n = min(n, log_every - done % log_every)
+            if n == 1:
+                losses[done] = float(self._step(spikes, labels))
+            else:
+                losses[done : done + n] = np.asarray(self._steps(spikes, labels, n))
+            self.check_finite(losses[done : done + n], first_epoch=done + 1)
+            done += n
+            if log_every and done % log_every == 0:
+                print(f"epoch {done:4d} | loss {losses[done - 1]:.4f}")
         return losses
 
-    def _checked(self, loss: float, epoch: int) -> float:
-        """Stop with a clear message when the loss is no longer a finite number."""
-        if not np.isfinite(loss):
+    def check_finite(self, losses: np.ndarray, first_epoch: int) -> None:
+        """Raise :class:`FloatingPointError` naming the epoch if a loss is NaN or infinite.
+
+        ``losses[i]`` is the loss of epoch ``first_epoch + i``.
+        """
+        bad = np.flatnonzero(~np.isfinite(losses))
+        if bad.size:
             raise FloatingPointError(
-                f"training diverged: the loss became {loss} at epoch {epoch}; "
+                f"training diverged: the loss became {losses[bad[0]]} at epoch {first_epoch + bad[0]}; "
                 f"lower the learning rate (lr={self.lr!r}) or check the data"
             )
-        return loss
+
+    def fit_history(self, train, epochs: int, *, validation=None, every: int = 10) -> dict:
+        """Train on ``train = (spikes, labels)``; every ``every`` epochs record the loss and accuracy on
+        the training set and, if given, on ``validation = (spikes, labels)`` (without training on it).
+
+        Returns a dict of arrays: ``epoch``, ``train_loss``, ``train_accuracy`` and, with validation,
+        ``val_loss``, ``val_accuracy``; the first row is before training (epoch 0).
+        """
+        check_positive_int("epochs", epochs)
+        check_positive_int("every", every)
+        sets = {"train": train} if validation is None else {"train": train, "val": validation}
+        history = {"epoch": []} | {f"{name}_{m}": [] for name in sets for m in ("loss", "accuracy")}
+
+        def record(epoch):
+            history["epoch"].append(epoch)
+            for name, (spikes, labels) in sets.items():
+                history[f"{name}_loss"].append(self.loss(spikes, labels))
+                history[f"{name}_accuracy"].append(self.accuracy(spikes, labels))
+
+        record(0)
+        done = 0
+        while done < epochs:
+            n = min(every, epochs - done)
+            self.fit(*train, n, epochs_per_call=n)
+            done += n
+            record(done)
+        return {key: np.asarray(values) for key, values in history.items()}
 
 
 def fit(net: SNN, spikes, labels, epochs: int = 800, *, lr: float = 3e-3, log_every: int | None = None):
@@ -186,3 +269,20 @@ def count_compilations() -> Iterator[list[str]]:
     finally:
         active[0] = False
         jax.monitoring.unregister_event_duration_listener(listener)
+
+
+def confusion_matrix(predictions, labels, n_classes: int) -> np.ndarray:
+    """Counts ``[n_classes, n_classes]``: row = true class, column = predicted class."""
+    predictions, labels = np.asarray(predictions), np.asarray(labels)
+    if predictions.shape != labels.shape or predictions.ndim != 1:
+        raise ValueError(
+            f"predictions and labels must be two [B] arrays of the same shape, got "
+            f"{predictions.shape} and {labels.shape}"
+        )
+    check_positive_int("n_classes", n_classes)
+    for name, values in (("predictions", predictions), ("labels", labels)):
+        if values.size and (values.min() < 0 or values.max() >= n_classes):
+            raise ValueError(f"{name} must lie in [0, {n_classes - 1}]")
+    matrix = np.zeros((n_classes, n_classes), dtype=int)
+    np.add.at(matrix, (labels, predictions), 1)
+    return matrix

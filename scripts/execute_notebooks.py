@@ -30,7 +30,11 @@ def execute(twin: Path) -> None:
     notebook.metadata["kernelspec"] = KERNELSPEC
     start = time.perf_counter()
     client = NotebookClient(
-        notebook, timeout=600, kernel_name="python3", resources={"metadata": {"path": str(NOTEBOOKS)}}
+        notebook,
+        timeout=600,
+        kernel_name="python3",
+        record_timing=False,  # no timestamps in the stored notebook
+        resources={"metadata": {"path": str(NOTEBOOKS)}},
     )
     client.execute()
     notebook.metadata.pop("widgets", None)

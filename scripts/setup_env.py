@@ -81,8 +81,11 @@ def main() -> int:
         if uv:
             if not python.exists():
                 subprocess.run([*uv, "venv", "--quiet", "--python", "3.11", str(venv)], check=True)
-            # sync: install exactly the list, removing anything else
-            subprocess.run([*uv, "pip", "sync", "--python", str(python), req_file], check=True, cwd=ROOT)
+            # sync: install exactly the list, removing anything else. --compile-bytecode writes the .pyc
+            # files up front: where PYTHONDONTWRITEBYTECODE is set, every import would otherwise
+            # recompile the stack from source (about 7 s instead of 2.5 s for `import helpers`)
+            command = [*uv, "pip", "sync", "--compile-bytecode", "--python", str(python), req_file]
+            subprocess.run(command, check=True, cwd=ROOT)
         else:
             if sys.version_info[:2] != (3, 11):
                 raise SystemExit("without uv, run this script with Python 3.11 (environment.yml pins it)")

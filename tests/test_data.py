@@ -75,3 +75,50 @@ def test_explicit_dt_is_used():
 def test_bad_arguments(kwargs, error, message):
     with pytest.raises(error, match=message):
         helpers.poisson_dataset(**kwargs)
+
+
+def test_pattern_dataset_is_balanced_reproducible_and_structured():
+    spikes, labels = helpers.pattern_dataset(200, n_classes=4, seed=3)
+    assert spikes.shape == (100, 200, 100) and spikes.dtype == bool and labels.dtype == np.int32
+    np.testing.assert_array_equal(np.bincount(np.asarray(labels)), [50, 50, 50, 50])
+    again = helpers.pattern_dataset(200, n_classes=4, seed=3)
+    np.testing.assert_array_equal(spikes, again[0])
+    np.testing.assert_array_equal(labels, again[1])
+    # the templates make examples of one class more alike than examples of different classes
+    x = np.asarray(spikes, dtype=float).reshape(100, 200, 100).transpose(1, 0, 2).reshape(200, -1)
+    y = np.asarray(labels)
+    same = np.mean([x[i] @ x[j] for i in range(40) for j in range(40) if i != j and y[i] == y[j]])
+    other = np.mean([x[i] @ x[j] for i in range(40) for j in range(40) if y[i] != y[j]])
+    assert same > 2 * other
+    noise_only = helpers.pattern_dataset(200, pattern_fraction=1e-9, seed=3)[0]
+    assert abs(float(np.asarray(noise_only).mean()) - 0.01) < 0.001  # 10 Hz background at 1 ms
+
+
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        ({"n_classes": 1}, "n_classes must be at least 2"),
+        ({"pattern_fraction": 0.0}, r"pattern_fraction must be in \(0, 1\]"),
+        ({"drop_probability": 1.0}, r"drop_probability must be in \[0, 1\)"),
+        ({"jitter": 3.0}, "jitter must be a non-negative time"),
+        ({"background_rate": 5 * u.ms}, "background_rate must be a quantity with units of"),
+        ({"seed": -2}, "seed must be a non-negative integer"),
+    ],
+)
+def test_pattern_dataset_bad_arguments(kwargs, message):
+    with pytest.raises((ValueError, TypeError), match=message):
+        helpers.pattern_dataset(10, **kwargs)
+
+
+def test_split_batch():
+    spikes, labels = helpers.poisson_dataset(10, 10, 5, seed=0)
+    (a, ya), (b, yb) = helpers.split_batch(spikes, labels, 6, 4)
+    assert a.shape == (10, 6, 5) and b.shape == (10, 4, 5)
+    np.testing.assert_array_equal(np.concatenate([a, b], axis=1), spikes)
+    np.testing.assert_array_equal(np.concatenate([ya, yb]), labels)
+    with pytest.raises(ValueError, match="add up to 9, but the batch holds 10"):
+        helpers.split_batch(spikes, labels, 5, 4)
+    with pytest.raises(ValueError, match="give the size of every part"):
+        helpers.split_batch(spikes, labels)
+    with pytest.raises(ValueError, match="labels must have shape"):
+        helpers.split_batch(spikes, labels[:3], 5, 5)

@@ -22,7 +22,9 @@ def ids(paths):
 
 def test_the_tutorial_has_its_numbered_notebooks():
     names = [p.stem for p in NOTEBOOKS]
-    assert names[:4] == ["01_network", "02_dataset", "03_loss", "04_training"]
+    assert names[:7] == [
+        "01_network", "02_dataset", "03_loss", "04_training", "05_surrogates", "06_generalisation", "07_seeds"
+    ]  # fmt: skip
     assert sorted((ROOT / "notebooks").glob("*.ipynb")) == NOTEBOOKS, "unnumbered notebook in notebooks/"
 
 
@@ -60,6 +62,7 @@ def test_hygiene(ipynb):
     assert [c["execution_count"] for c in code] == list(range(1, len(code) + 1)), "run top to bottom once"
     for index, cell in enumerate(code, start=1):
         assert cell["source"], f"cell {index} is empty"
+        assert set(cell["metadata"]) <= {"tags", "jupyter"}, f"cell {index} carries editor metadata"
         for output in cell["outputs"]:
             assert output["output_type"] != "error", f"cell {index} stored an error"
             text = json.dumps(output.get("text", "")) + json.dumps(
@@ -77,3 +80,24 @@ def test_training_notebook_checks_plausibility():
     source = (ROOT / "notebooks" / "04_training.md").read_text()
     assert "assert losses[0] > 0.6 and losses[-1] < 0.15" in source
     assert "assert acc_mean >= 0.95" in source
+
+
+EXERCISE_NOTEBOOKS = [p for p in NOTEBOOKS if p.stem[:2] in {"05", "06", "07"}]
+
+
+@pytest.mark.parametrize("ipynb", EXERCISE_NOTEBOOKS, ids=ids(EXERCISE_NOTEBOOKS))
+def test_exercises_have_self_checks_and_hidden_solutions(ipynb):
+    nb = json.loads(ipynb.read_text())
+    code = [c for c in nb["cells"] if c["cell_type"] == "code"]
+    text = "".join("".join(c["source"]) for c in nb["cells"])
+    exercises = re.findall(r"\*\*Exercise (\d)\.\*\*", text)
+    assert 2 <= len(exercises) <= 3
+    solutions = [c for c in code if "".join(c["source"]).startswith("# Solution")]
+    assert len(solutions) == len(exercises)
+    for cell in solutions:
+        assert "hide-input" in cell["metadata"].get("tags", []), "solutions are collapsed in the docs"
+        assert cell["metadata"].get("jupyter", {}).get("source_hidden"), "and in Jupyter"
+        outputs = "".join("".join(o.get("text", [])) for o in cell["outputs"])
+        assert outputs.rstrip().endswith("correct") and "not yet" not in outputs
+    checks = [c for c in code if "helpers.check_answer(" in "".join(c["source"])]
+    assert len(checks) >= 2 * len(exercises)  # one after the reader's cell, one in the solution

@@ -38,3 +38,19 @@ def test_time_axis_uses_dt():
     ax = helpers.plot_readout(np.zeros((10, 1, 2)), dt=0.5 * u.ms)
     assert ax.lines[0].get_xdata()[-1] == pytest.approx(5.0)
     plt.close("all")
+
+
+def test_history_and_confusion_plots():
+    history = {
+        "epoch": np.array([0, 10]),
+        "train_loss": np.array([1.0, 0.5]),
+        "train_accuracy": np.array([0.3, 0.8]),
+        "val_loss": np.array([1.0, 0.7]),
+        "val_accuracy": np.array([0.3, 0.6]),
+    }
+    axes = helpers.plot_history(history)
+    assert len(axes[0].lines) == 2 and len(axes[1].lines) == 2
+    np.testing.assert_allclose(axes[1].lines[1].get_ydata(), [0.3, 0.6])
+    ax = helpers.plot_confusion(np.array([[3, 1], [0, 4]]))
+    assert [t.get_text() for t in ax.texts] == ["3", "1", "0", "4"]
+    plt.close("all")

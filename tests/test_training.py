@@ -189,3 +189,61 @@ def test_trainer_refuses_other_models_and_readouts():
         helpers.Trainer(object())
     with pytest.raises(ValueError, match="readout_method must be one of"):
         helpers.Trainer(helpers.SNN(), readout_method="sum")
+
+
+def test_epochs_inside_one_jit_give_the_same_losses(small_batch):
+    spikes, labels = small_batch
+    brainstate.random.seed(0)
+    one_by_one = helpers.Trainer(helpers.SNN(), lr=1e-2).fit(spikes, labels, 30)
+    brainstate.random.seed(0)
+    trainer = helpers.Trainer(helpers.SNN(), lr=1e-2)
+    with helpers.count_compilations() as compiled:
+        chunked = trainer.fit(spikes, labels, 30, epochs_per_call=10)
+    np.testing.assert_array_equal(chunked, one_by_one)
+    assert sum("jaxpr_call" in name for name in compiled) == 1  # one program for the 3 chunks
+
+
+def test_reinitialize_equals_a_fresh_trainer_without_recompiling(small_batch):
+    spikes, labels = small_batch
+    brainstate.random.seed(4)
+    fresh = helpers.Trainer(helpers.SNN(), lr=1e-2).fit(spikes, labels, 10)
+    brainstate.random.seed(0)
+    trainer = helpers.Trainer(helpers.SNN(), lr=1e-2)
+    trainer.fit(spikes, labels, 10)
+    with helpers.count_compilations() as compiled:
+        trainer.reinitialize(4)
+        again = trainer.fit(spikes, labels, 10)
+    np.testing.assert_array_equal(again, fresh)
+    assert not any("jaxpr_call" in name for name in compiled)
+    with pytest.raises(ValueError, match="seed must be a non-negative integer"):
+        trainer.reinitialize(-1)
+
+
+def test_fit_history_records_without_training_on_validation():
+    spikes, labels = helpers.pattern_dataset(96, n_classes=3, n_steps=40, n_inputs=30, seed=2)
+    train, validation = helpers.split_batch(spikes, labels, 64, 32)
+    brainstate.random.seed(0)
+    trainer = helpers.Trainer(helpers.SNN(30, 8, 3), lr=1e-2)
+    history = trainer.fit_history(train, 30, validation=validation, every=10)
+    assert list(history["epoch"]) == [0, 10, 20, 30]
+    assert set(history) == {"epoch", "train_loss", "train_accuracy", "val_loss", "val_accuracy"}
+    assert history["train_loss"][0] == pytest.approx(np.log(3), abs=0.01)  # nearly undecided
+    assert history["train_loss"][-1] < history["train_loss"][0]
+    assert history["val_loss"][-1] == pytest.approx(trainer.loss(*validation))
+    assert history["train_loss"][-1] == pytest.approx(trainer.loss(*train))
+
+
+def test_confusion_matrix_and_predict(small_batch):
+    spikes, labels = small_batch
+    trainer = helpers.Trainer(helpers.SNN())
+    predictions = trainer.predict(spikes)
+    assert predictions.shape == (6,)
+    matrix = helpers.confusion_matrix(predictions, labels, 2)
+    assert matrix.sum() == 6 and np.trace(matrix) / 6 == pytest.approx(trainer.accuracy(spikes, labels))
+    np.testing.assert_array_equal(
+        helpers.confusion_matrix([0, 1, 1, 2], [0, 1, 2, 2], 3), [[1, 0, 0], [0, 1, 0], [0, 1, 1]]
+    )
+    with pytest.raises(ValueError, match="same shape"):
+        helpers.confusion_matrix([0, 1], [0], 2)
+    with pytest.raises(ValueError, match=r"labels must lie in \[0, 1\]"):
+        helpers.confusion_matrix([0, 1], [0, 2], 2)
