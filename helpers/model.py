@@ -39,7 +39,7 @@ def heaviside(x):
 
     Pass it as ``SNN(surrogate=heaviside)`` to see what training does without a surrogate gradient.
     """
-    return jnp.asarray(x >= 0, dtype=jnp.float32)
+    return jnp.asarray(x >= 0, dtype=x.dtype)
 
 
 class SNN(brainstate.nn.Module):
@@ -67,7 +67,8 @@ class SNN(brainstate.nn.Module):
 
     Notes
     -----
-    The biases are created as strongly typed ``float32`` zeros. The original page used
+    The biases are created as strongly typed zeros of brainstate's default float type (``float32``,
+    or ``float64`` with ``jax_enable_x64``). The original page used
     ``ZeroInit``, whose weakly typed zeros become strongly typed after the first optimiser update,
     so its jitted training step compiled twice. The numbers are identical either way.
     """
@@ -116,8 +117,9 @@ class SNN(brainstate.nn.Module):
             "surrogate": getattr(spike_fn, "__name__", repr(spike_fn)),
         }
 
-        zero_bias_mA = braintools.init.Constant(jnp.zeros((), jnp.float32) * u.mA)
-        zero_bias = braintools.init.Constant(jnp.zeros((), jnp.float32))
+        float_type = brainstate.environ.dftype()
+        zero_bias_mA = braintools.init.Constant(jnp.zeros((), float_type) * u.mA)
+        zero_bias = braintools.init.Constant(jnp.zeros((), float_type))
         # input spikes -> synaptic current (mA)
         self.input_layer = brainstate.nn.Linear(
             n_inputs,

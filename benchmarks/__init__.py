@@ -1,0 +1,1 @@
+"""Benchmarks and the pure-JAX reference implementation (not part of the ``helpers`` package)."""
