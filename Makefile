@@ -3,7 +3,7 @@ VENV   ?= .venv
 PYTHON := $(VENV)/bin/python
 export JAX_PLATFORMS ?= cpu
 
-.PHONY: env tutorial notebooks lab test lint clean
+.PHONY: env tutorial notebooks lab test bench lint clean
 
 env: $(VENV)/.environment.sha256
 
@@ -29,9 +29,13 @@ lab: env
 test: env
 	$(PYTHON) -m pytest
 
+## bench: helpers vs the pure-JAX reference on a grid of sizes (not part of `make test`; ~15 min)
+bench: env
+	$(PYTHON) -m benchmarks.bench
+
 lint: env
-	$(VENV)/bin/ruff check helpers tests scripts conftest.py docs/conf.py
-	$(VENV)/bin/ruff format --check helpers tests scripts conftest.py docs/conf.py
+	$(VENV)/bin/ruff check helpers tests scripts benchmarks conftest.py docs/conf.py
+	$(VENV)/bin/ruff format --check helpers tests scripts benchmarks conftest.py docs/conf.py
 
 clean:
 	rm -rf $(VENV) docs/_build .pytest_cache

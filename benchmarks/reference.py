@@ -44,6 +44,9 @@ class Config(NamedTuple):
     eps: float = 1e-8
 
 
+DEFAULT = Config()
+
+
 class Params(NamedTuple):
     w_in: jax.Array  # [N, H] (mA)
     b_in: jax.Array  # [H] (mA)
@@ -80,7 +83,7 @@ def make_spike(alpha: float, width: float):
     return spike
 
 
-def simulate(params: Params, spikes: jax.Array, cfg: Config = Config()) -> jax.Array:
+def simulate(params: Params, spikes: jax.Array, cfg: Config = DEFAULT) -> jax.Array:
     """Readout traces ``[T, B, O]`` of the network over ``spikes [T, B, N]`` from rest."""
     dtype = params.w_in.dtype
     spike = make_spike(cfg.alpha, cfg.width)
@@ -91,7 +94,9 @@ def simulate(params: Params, spikes: jax.Array, cfg: Config = Config()) -> jax.A
 
     def step(carry, x_t):
         g, v, o = carry
-        g = g + k_syn * (-g / cfg.tau_syn) + (jnp.dot(x_t.astype(dtype), params.w_in) + params.b_in)
+        g = (
+            g + k_syn * (-g / cfg.tau_syn) + (jnp.dot(x_t, params.w_in) + params.b_in)
+        )  # bool x_t: no float copy
         v = v - scale * spike((v - cfg.v_th) / scale)  # soft reset from the stored potential
         v = v + k_mem * ((-v + g) / cfg.tau_mem)
         s = spike((v - cfg.v_th) / scale)
@@ -99,11 +104,15 @@ def simulate(params: Params, spikes: jax.Array, cfg: Config = Config()) -> jax.A
         return (g, v, o), o
 
     batch, hidden, outputs = spikes.shape[1], params.w_in.shape[1], params.w_out.shape[1]
-    zeros = (jnp.zeros((batch, hidden), dtype), jnp.zeros((batch, hidden), dtype), jnp.zeros((batch, outputs), dtype))
+    zeros = (
+        jnp.zeros((batch, hidden), dtype),
+        jnp.zeros((batch, hidden), dtype),
+        jnp.zeros((batch, outputs), dtype),
+    )
     return jax.lax.scan(step, zeros, spikes)[1]
 
 
-def loss_fn(params: Params, spikes, labels, cfg: Config = Config()) -> jax.Array:
+def loss_fn(params: Params, spikes, labels, cfg: Config = DEFAULT) -> jax.Array:
     logits = jnp.mean(simulate(params, spikes, cfg), axis=0)
     logits = logits - jax.lax.stop_gradient(jnp.max(logits, axis=-1, keepdims=True))
     label_logits = jnp.take_along_axis(logits, labels[:, None], axis=-1)[:, 0]
@@ -128,14 +137,14 @@ def adam_update(params: Params, grads: Params, state: Adam, cfg: Config) -> tupl
     return new_params, Adam(count, mu, nu)
 
 
-def train_step(params: Params, opt: Adam, spikes, labels, cfg: Config = Config()):
+def train_step(params: Params, opt: Adam, spikes, labels, cfg: Config = DEFAULT):
     loss, grads = jax.value_and_grad(loss_fn)(params, spikes, labels, cfg)
     params, opt = adam_update(params, grads, opt, cfg)
     return params, opt, loss
 
 
 @partial(jax.jit, static_argnames=("n_epochs", "cfg"))
-def train_epochs(params: Params, opt: Adam, spikes, labels, n_epochs: int, cfg: Config = Config()):
+def train_epochs(params: Params, opt: Adam, spikes, labels, n_epochs: int, cfg: Config = DEFAULT):
     """``n_epochs`` full-batch Adam steps inside one compiled program; returns the losses too."""
 
     def epoch(carry, _):
@@ -158,5 +167,8 @@ def params_from(net) -> Params:
     w_in = net.input_layer.weight.value
     w_out = net.readout_layer.weight.value
     return Params(
-        *(jnp.asarray(u.get_mantissa(x)) for x in (w_in["weight"], w_in["bias"], w_out["weight"], w_out["bias"]))
+        *(
+            jnp.asarray(u.get_mantissa(x))
+            for x in (w_in["weight"], w_in["bias"], w_out["weight"], w_out["bias"])
+        )
     )

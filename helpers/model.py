@@ -153,14 +153,20 @@ class SNN(brainstate.nn.Module):
         hidden_spikes = self.neurons(current)
         return self.readout(self.readout_layer(hidden_spikes))
 
-    def simulate(self, spikes):
+    def simulate(self, spikes, *, checkpoint_base: int | None = None):
         """Run the network from a fresh state over ``spikes [T, B, n_inputs]``.
 
         Returns the readout at every step, ``[T, B, n_outputs]``. Works inside ``jit`` and ``grad``.
+        With ``checkpoint_base``, the loop over time is ``brainstate.transform.checkpointed_for_loop``:
+        backpropagation stores the states only at checkpoints (nested blocks of ``checkpoint_base``
+        steps) and recomputes the rest, trading time for memory. The results agree to rounding.
         """
         check_spikes(spikes, self.n_inputs)
         brainstate.nn.init_all_states(self, batch_size=spikes.shape[1])
-        return brainstate.transform.for_loop(self.update, spikes)
+        if checkpoint_base is None:
+            return brainstate.transform.for_loop(self.update, spikes)
+        check_positive_int("checkpoint_base", checkpoint_base)
+        return brainstate.transform.checkpointed_for_loop(self.update, spikes, base=checkpoint_base)
 
     def record(self, spikes) -> dict:
         """Run like :meth:`simulate`, recording every internal variable over time.

@@ -56,6 +56,9 @@ def cross_entropy(logits, labels):
 class Trainer:
     """Trains an :class:`~helpers.SNN` with BPTT and an optimiser (default Adam, ``lr``).
 
+    ``checkpoint_base`` runs the loss's loop over time as a checkpointed loop (see
+    :meth:`helpers.SNN.simulate`): less memory for long sequences, at the cost of recomputation.
+
     ``step``, ``loss`` and ``accuracy`` are jitted once per trainer and take the data as arguments
     (not as closed-over constants), so one compiled step serves every batch of the same shape.
     """
@@ -67,6 +70,7 @@ class Trainer:
         lr: float = 3e-3,
         optimizer: braintools.optim.Optimizer | None = None,
         readout_method: str = "mean",
+        checkpoint_base: int | None = None,
     ):
         if not isinstance(net, SNN):
             raise TypeError(f"net must be a helpers.SNN, got {type(net).__name__}")
@@ -79,6 +83,9 @@ class Trainer:
         self.net = net
         self.lr = lr if optimizer is None else getattr(optimizer, "lr", None)
         self.readout_method = readout_method
+        if checkpoint_base is not None:
+            check_positive_int("checkpoint_base", checkpoint_base)
+        self.checkpoint_base = checkpoint_base
         self.optimizer = optimizer
         self.params = net.states(brainstate.ParamState)
         self.optimizer.register_trainable_weights(self.params)
@@ -91,7 +98,7 @@ class Trainer:
 
     # -- pure pieces, traced under jit ------------------------------------------------------
     def _loss_fn(self, spikes, labels):
-        logits = readout(self.net.simulate(spikes), self.readout_method)
+        logits = readout(self.net.simulate(spikes, checkpoint_base=self.checkpoint_base), self.readout_method)
         return cross_entropy(logits, labels)
 
     def _train_step(self, spikes, labels):
@@ -138,6 +145,22 @@ class Trainer:
     def accuracy(self, spikes, labels) -> float:
         """The fraction of examples whose largest logit is their label."""
         return accuracy(self.net, spikes, labels, self.readout_method)
+
+    def memory_estimate(self, spikes, labels) -> dict[str, float]:
+        """XLA's memory estimate (MiB) for one compiled training step on this batch shape: the
+        ``arguments``, ``outputs`` and ``temporaries`` (mostly the states BPTT keeps for the backward
+        pass), and their ``total``. Compiles the step for the estimate; trains nothing."""
+        self._check(spikes, labels)
+        analysis = self._step.lower(spikes, labels).compile().memory_analysis()
+        mib = {
+            "arguments": analysis.argument_size_in_bytes / 2**20,
+            "outputs": analysis.output_size_in_bytes / 2**20,
+            "temporaries": analysis.temp_size_in_bytes / 2**20,
+        }
+        mib["total"] = (
+            mib["arguments"] + mib["outputs"] + mib["temporaries"] - analysis.alias_size_in_bytes / 2**20
+        )
+        return mib
 
     def predict(self, spikes) -> np.ndarray:
         """The predicted class of every example, ``int [B]``, read out like the loss."""

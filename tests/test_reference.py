@@ -31,7 +31,9 @@ print(float(np.max(np.abs(ours - np.asarray(theirs)))), ours[-1])
 
 def test_float64_loss_histories_agree_over_800_epochs():
     env = {**os.environ, "JAX_PLATFORMS": "cpu", "PYTHONPATH": str(ROOT)}
-    result = subprocess.run([sys.executable, "-c", FLOAT64_RUN], capture_output=True, text=True, env=env, timeout=600)
+    result = subprocess.run(
+        [sys.executable, "-c", FLOAT64_RUN], capture_output=True, text=True, env=env, timeout=600
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     max_difference, final_loss = map(float, result.stdout.split())
     assert max_difference < 1e-10
@@ -42,7 +44,9 @@ def helpers_gradients(net, spikes, labels):
     trainer = helpers.Trainer(net)
     grads = brainstate.transform.grad(trainer._loss_fn, trainer.params)(spikes, labels)
     w_in, w_out = grads[("input_layer", "weight")], grads[("readout_layer", "weight")]
-    return [np.asarray(u.get_mantissa(g)) for g in (w_in["weight"], w_in["bias"], w_out["weight"], w_out["bias"])]
+    return [
+        np.asarray(u.get_mantissa(g)) for g in (w_in["weight"], w_in["bias"], w_out["weight"], w_out["bias"])
+    ]
 
 
 def test_float32_gradients_agree():

@@ -247,3 +247,18 @@ def test_confusion_matrix_and_predict(small_batch):
         helpers.confusion_matrix([0, 1], [0], 2)
     with pytest.raises(ValueError, match=r"labels must lie in \[0, 1\]"):
         helpers.confusion_matrix([0, 1], [0, 2], 2)
+
+
+def test_checkpointed_loop_saves_memory_and_agrees():
+    spikes, labels = helpers.poisson_dataset(200, 16, 100, 20 * u.Hz, seed=1)
+    results = {}
+    for base in (None, 10):
+        brainstate.random.seed(0)
+        trainer = helpers.Trainer(helpers.SNN(n_hidden=64), lr=1e-2, checkpoint_base=base)
+        results[base] = (trainer.memory_estimate(spikes, labels), trainer.fit(spikes, labels, 5))
+    plain, checkpointed = results[None], results[10]
+    assert set(plain[0]) == {"arguments", "outputs", "temporaries", "total"}
+    assert checkpointed[0]["temporaries"] < plain[0]["temporaries"] / 2
+    np.testing.assert_allclose(checkpointed[1], plain[1], rtol=1e-5)
+    with pytest.raises(ValueError, match="checkpoint_base must be a positive integer"):
+        helpers.Trainer(helpers.SNN(), checkpoint_base=0)
