@@ -10,6 +10,7 @@ rewrites the twin from the executed notebook so that the pair is in sync.
 
 from __future__ import annotations
 
+import hashlib
 import os
 import sys
 import time
@@ -28,6 +29,9 @@ KERNELSPEC = {"display_name": "Python 3 (ipykernel)", "language": "python", "nam
 def execute(twin: Path) -> None:
     notebook = jupytext.read(twin)
     notebook.metadata["kernelspec"] = KERNELSPEC
+    for index, cell in enumerate(notebook.cells):
+        # stable ids (nbformat requires them): re-running an unchanged notebook changes no line
+        cell.id = hashlib.sha1(f"{index}:{cell.source}".encode()).hexdigest()[:8]
     start = time.perf_counter()
     client = NotebookClient(
         notebook,
