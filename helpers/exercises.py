@@ -7,14 +7,14 @@ import numpy as np
 __all__ = ["check_answer"]
 
 
-def check_answer(answer, expected, *, rtol: float = 1e-3, atol: float = 1e-6, name: str = "answer") -> bool:
-    """Compare ``answer`` with ``expected`` (numbers, arrays or strings); print a verdict, return it.
+def check_answer(answer, expected, *, rtol: float = 1e-3, atol: float = 1e-6, name: str = "answer") -> None:
+    """Compare ``answer`` with ``expected`` (numbers, arrays or strings) and print the verdict.
 
     ``None`` means "not answered yet". Numbers and arrays are compared with a tolerance.
     """
     if answer is None:
         print(f"{name}: not answered yet (replace None with your answer)")
-        return False
+        return
     if isinstance(expected, str):
         correct = str(answer).strip().lower() == expected.strip().lower()
     else:
@@ -23,4 +23,3 @@ def check_answer(answer, expected, *, rtol: float = 1e-3, atol: float = 1e-6, na
         if got.shape != want.shape:
             print(f"{name}: expected shape {want.shape}, got {got.shape}")
     print(f"{name}: correct" if correct else f"{name}: not yet, try again")
-    return correct

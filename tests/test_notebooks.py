@@ -63,7 +63,7 @@ def test_hygiene(ipynb):
     assert [c["execution_count"] for c in code] == list(range(1, len(code) + 1)), "run top to bottom once"
     for index, cell in enumerate(code, start=1):
         assert cell["source"], f"cell {index} is empty"
-        assert set(cell["metadata"]) <= {"tags", "jupyter"}, f"cell {index} carries editor metadata"
+        assert set(cell["metadata"]) <= {"tags", "jupyter", "mystnb"}, f"cell {index} carries editor metadata"
         for output in cell["outputs"]:
             assert output["output_type"] != "error", f"cell {index} stored an error"
             text = json.dumps(output.get("text", "")) + json.dumps(
@@ -98,6 +98,7 @@ def test_exercises_have_self_checks_and_hidden_solutions(ipynb):
     for cell in solutions:
         assert "hide-input" in cell["metadata"].get("tags", []), "solutions are collapsed in the docs"
         assert cell["metadata"].get("jupyter", {}).get("source_hidden"), "and in Jupyter"
+        assert cell["metadata"]["mystnb"]["code_prompt_show"] == "Show the solution"
         outputs = "".join("".join(o.get("text", [])) for o in cell["outputs"])
         assert outputs.rstrip().endswith("correct") and "not yet" not in outputs
     checks = [c for c in code if "helpers.check_answer(" in "".join(c["source"])]
