@@ -80,8 +80,10 @@ class Trainer:
             if not (isinstance(lr, (int, float)) and np.isfinite(lr) and lr > 0):
                 raise ValueError(f"lr must be a positive, finite number, got {lr!r}")
             optimizer = braintools.optim.Adam(lr=lr)
+        else:
+            lr = getattr(optimizer, "base_lr", None)  # for messages only
         self.net = net
-        self.lr = lr if optimizer is None else getattr(optimizer, "lr", None)
+        self.lr = lr
         self.readout_method = readout_method
         if checkpoint_base is not None:
             check_positive_int("checkpoint_base", checkpoint_base)
