@@ -9,6 +9,7 @@ _check_stack()  # a clear error, before anything else, when the installed stack 
 
 from helpers.checkpoint import CheckpointError, load_checkpoint, read_checkpoint, save_checkpoint
 from helpers.data import pattern_dataset, poisson_dataset, poisson_spikes, random_labels, split_batch
+from helpers.events import SpikeEvents, event_input, spike_events
 from helpers.exercises import check_answer
 from helpers.model import SNN, default_input_scale, heaviside
 from helpers.plotting import (
@@ -40,6 +41,9 @@ __all__ = [
     "random_labels",
     "pattern_dataset",
     "split_batch",
+    "SpikeEvents",
+    "spike_events",
+    "event_input",
     "READOUTS",
     "readout",
     "cross_entropy",

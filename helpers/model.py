@@ -19,6 +19,7 @@ import braintools
 import brainunit as u
 import jax.numpy as jnp
 
+from helpers.events import SpikeEvents, event_input
 from helpers.validation import check_positive_int, check_positive_quantity, check_spikes
 
 __all__ = ["SNN", "default_input_scale", "heaviside"]
@@ -148,8 +149,16 @@ class SNN(brainstate.nn.Module):
         )
 
     def update(self, spikes_t):
-        """Advance the network by one step ``dt``; return the readout ``[B, n_outputs]``."""
-        current = self.synapse(self.input_layer(spikes_t))
+        """Advance the network by one step ``dt``; return the readout ``[B, n_outputs]``.
+
+        ``spikes_t`` is one step of dense spikes ``[B, n_inputs]`` or of :class:`~helpers.SpikeEvents`.
+        """
+        if isinstance(spikes_t, SpikeEvents):  # event-driven: add the weight rows of the inputs that fired
+            params = self.input_layer.weight.value
+            input_current = event_input(spikes_t, params["weight"], params["bias"])
+        else:
+            input_current = self.input_layer(spikes_t)
+        current = self.synapse(input_current)
         hidden_spikes = self.neurons(current)
         return self.readout(self.readout_layer(hidden_spikes))
 
@@ -157,11 +166,13 @@ class SNN(brainstate.nn.Module):
         """Run the network from a fresh state over ``spikes [T, B, n_inputs]``.
 
         Returns the readout at every step, ``[T, B, n_outputs]``. Works inside ``jit`` and ``grad``.
+        ``spikes`` may also be :class:`~helpers.SpikeEvents` (see :func:`~helpers.spike_events`): the
+        same numbers, computed event by event instead of as a dense matrix product.
         With ``checkpoint_base``, the loop over time is ``brainstate.transform.checkpointed_for_loop``:
         backpropagation stores the states only at checkpoints (nested blocks of ``checkpoint_base``
         steps) and recomputes the rest, trading time for memory. The results agree to rounding.
         """
-        check_spikes(spikes, self.n_inputs)
+        self.check_input(spikes)
         brainstate.nn.init_all_states(self, batch_size=spikes.shape[1])
         if checkpoint_base is None:
             return brainstate.transform.for_loop(self.update, spikes)
@@ -175,7 +186,7 @@ class SNN(brainstate.nn.Module):
         (membrane potential after the step, mV), ``spikes`` (hidden spikes, 0/1) and ``output``
         (the readout).
         """
-        check_spikes(spikes, self.n_inputs)
+        self.check_input(spikes)
         brainstate.nn.init_all_states(self, batch_size=spikes.shape[1])
 
         def step(spikes_t):
@@ -184,3 +195,15 @@ class SNN(brainstate.nn.Module):
 
         current, voltage, hidden, output = brainstate.transform.for_loop(step, spikes)
         return {"current": current, "voltage": voltage, "spikes": hidden, "output": output}
+
+    def check_input(self, spikes) -> None:
+        """Raise a clear error unless ``spikes`` fit this network: ``[T, B, n_inputs]`` 0/1 spikes, or
+        :class:`~helpers.SpikeEvents` made from such spikes."""
+        if isinstance(spikes, SpikeEvents):
+            if spikes.n_inputs != self.n_inputs:
+                raise ValueError(
+                    f"the events come from spikes with {spikes.n_inputs} input channels but the network "
+                    f"expects n_inputs={self.n_inputs}"
+                )
+        else:
+            check_spikes(spikes, self.n_inputs)

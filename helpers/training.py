@@ -17,8 +17,9 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from helpers.events import SpikeEvents, spike_events
 from helpers.model import SNN
-from helpers.validation import check_labels, check_positive_int, check_spikes
+from helpers.validation import check_labels, check_positive_int
 
 __all__ = [
     "READOUTS",
@@ -61,6 +62,12 @@ class Trainer:
 
     ``step``, ``loss`` and ``accuracy`` are jitted once per trainer and take the data as arguments
     (not as closed-over constants), so one compiled step serves every batch of the same shape.
+
+    With ``event_driven`` (the default), dense 0/1 spikes are converted once to
+    :class:`~helpers.SpikeEvents` and the input layer adds the weight rows of the inputs that fired
+    instead of multiplying the whole mostly-zero matrix: the same sums, a fraction of the work. The
+    sums run in another order than the dense product's, so results differ from ``event_driven=False``
+    in the last bits, which grow over hundreds of epochs like any rounding difference (notebook 7).
     """
 
     def __init__(
@@ -71,6 +78,7 @@ class Trainer:
         optimizer: braintools.optim.Optimizer | None = None,
         readout_method: str = "mean",
         checkpoint_base: int | None = None,
+        event_driven: bool = True,
     ):
         if not isinstance(net, SNN):
             raise TypeError(f"net must be a helpers.SNN, got {type(net).__name__}")
@@ -88,6 +96,10 @@ class Trainer:
         if checkpoint_base is not None:
             check_positive_int("checkpoint_base", checkpoint_base)
         self.checkpoint_base = checkpoint_base
+        if not isinstance(event_driven, bool):
+            raise TypeError(f"event_driven must be True or False, got {event_driven!r}")
+        self.event_driven = event_driven
+        self._events: dict[int, tuple] = {}  # id -> (jax array, its events): recent conversions
         self.optimizer = optimizer
         self.params = net.states(brainstate.ParamState)
         self.optimizer.register_trainable_weights(self.params)
@@ -130,30 +142,43 @@ class Trainer:
         optimizer.opt_state.value = optimizer.tx.init(optimizer.param_states.to_pytree_value())
         optimizer.step_count.value = jnp.zeros_like(optimizer.step_count.value)  # keeps its dtype
 
-    def _check(self, spikes, labels) -> None:
-        check_spikes(spikes, self.net.n_inputs)
-        check_labels(labels, spikes.shape[1], self.net.n_outputs)
+    def _input(self, spikes):
+        """Check the spikes; return what the compiled functions take: events or dense spikes."""
+        self.net.check_input(spikes)
+        if not self.event_driven or isinstance(spikes, SpikeEvents):
+            return spikes
+        if not isinstance(spikes, jax.Array):  # mutable (numpy): convert every time
+            return spike_events(spikes)
+        cached = self._events.get(id(spikes))
+        if cached is None or cached[0] is not spikes:
+            if len(self._events) >= 4:
+                self._events.pop(next(iter(self._events)))
+            cached = self._events[id(spikes)] = (spikes, spike_events(spikes))
+        return cached[1]
+
+    def _check(self, spikes, labels):
+        """Check spikes and labels; return the spikes as the compiled functions take them."""
+        data = self._input(spikes)
+        check_labels(labels, data.shape[1], self.net.n_outputs)
+        return data
 
     def step(self, spikes, labels) -> float:
         """One epoch on the batch: BPTT gradient of the loss, one optimiser update; returns the loss."""
-        self._check(spikes, labels)
-        return float(self._step(spikes, labels))
+        return float(self._step(self._check(spikes, labels), labels))
 
     def loss(self, spikes, labels) -> float:
         """The cross-entropy (nats) of the current network on the batch, without updating it."""
-        self._check(spikes, labels)
-        return float(self._loss(spikes, labels))
+        return float(self._loss(self._check(spikes, labels), labels))
 
     def accuracy(self, spikes, labels) -> float:
         """The fraction of examples whose largest logit is their label."""
-        return accuracy(self.net, spikes, labels, self.readout_method)
+        return accuracy(self.net, self._check(spikes, labels), labels, self.readout_method)
 
     def memory_estimate(self, spikes, labels) -> dict[str, float]:
         """XLA's memory estimate (MiB) for one compiled training step on this batch shape: the
         ``arguments``, ``outputs`` and ``temporaries`` (mostly the states BPTT keeps for the backward
         pass), and their ``total``. Compiles the step for the estimate; trains nothing."""
-        self._check(spikes, labels)
-        analysis = self._step.lower(spikes, labels).compile().memory_analysis()
+        analysis = self._step.lower(self._check(spikes, labels), labels).compile().memory_analysis()
         mib = {
             "arguments": analysis.argument_size_in_bytes / 2**20,
             "outputs": analysis.output_size_in_bytes / 2**20,
@@ -166,8 +191,7 @@ class Trainer:
 
     def predict(self, spikes) -> np.ndarray:
         """The predicted class of every example, ``int [B]``, read out like the loss."""
-        check_spikes(spikes, self.net.n_inputs)
-        return np.asarray(self._predict(spikes))
+        return np.asarray(self._predict(self._input(spikes)))
 
     def fit(
         self,
@@ -189,7 +213,7 @@ class Trainer:
         check_positive_int("epochs_per_call", epochs_per_call)
         if log_every is not None:
             check_positive_int("log_every", log_every)
-        self._check(spikes, labels)
+        data = self._check(spikes, labels)
         losses = np.empty(epochs)
         done = 0
         while done < epochs:
@@ -197,9 +221,9 @@ class Trainer:
             if log_every:  # stop at the next epoch to print
                 n = min(n, log_every - done % log_every)
             if n == 1:
-                losses[done] = float(self._step(spikes, labels))
+                losses[done] = float(self._step(data, labels))
             else:
-                losses[done : done + n] = np.asarray(self._steps(spikes, labels, n))
+                losses[done : done + n] = np.asarray(self._steps(data, labels, n))
             self.check_finite(losses[done : done + n], first_epoch=done + 1)
             done += n
             if log_every and done % log_every == 0:
@@ -252,12 +276,16 @@ def fit(net: SNN, spikes, labels, epochs: int = 800, *, lr: float = 3e-3, log_ev
 
 
 def accuracy(net: SNN, spikes, labels, readout_method: str = "mean") -> float:
-    """Accuracy of ``net`` on a batch, read out with ``readout_method`` (jitted)."""
+    """Accuracy of ``net`` on a batch, read out with ``readout_method`` (jitted).
+
+    ``spikes`` are dense ``[T, B, N]`` or :class:`~helpers.SpikeEvents`; dense spikes run through the
+    dense input product (a :class:`Trainer`'s ``accuracy`` uses its own input mode).
+    """
     if not isinstance(net, SNN):
         raise TypeError(f"net must be a helpers.SNN, got {type(net).__name__}")
     if readout_method not in READOUTS:
         raise ValueError(f"readout_method must be one of {sorted(READOUTS)}, got {readout_method!r}")
-    check_spikes(spikes, net.n_inputs)
+    net.check_input(spikes)
     check_labels(labels, spikes.shape[1], net.n_outputs)
     per_net = _ACCURACY_FNS.setdefault(net, {})
     if readout_method not in per_net:  # compile once per network and readout
