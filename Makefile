@@ -29,7 +29,7 @@ lab: env
 test: env
 	$(PYTHON) -m pytest
 
-## bench: helpers vs the pure-JAX reference on a grid of sizes (not part of `make test`; ~15 min)
+## bench: helpers vs the pure-JAX reference on a grid of sizes (not part of `make test`; ~20 min)
 bench: env
 	$(PYTHON) -m benchmarks.bench
 
