@@ -5,6 +5,8 @@ executed at build time: ``cache`` by default (an unchanged notebook is not re-ru
 test suite (``-D nb_execution_mode=force``). This file only sets options; it writes no files.
 """
 
+import os
+
 project = "snn-tutorial"
 author = "the snn-tutorial authors"
 copyright = "2026, the snn-tutorial authors"
@@ -27,6 +29,9 @@ nb_execution_mode = "cache"
 nb_execution_raise_on_error = True
 nb_execution_timeout = 300
 nb_execution_show_tb = True
+# Notebooks rendered from their stored outputs, not executed (comma-separated patterns). The test suite
+# sets it for the notebooks that nbval re-executes and compares in the same run; empty otherwise.
+nb_execution_excludepatterns = [p for p in os.environ.get("DOCS_RENDER_STORED", "").split(",") if p]
 nb_merge_streams = True
 
 autodoc_member_order = "bysource"
