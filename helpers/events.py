@@ -101,7 +101,10 @@ def spike_events(spikes) -> SpikeEvents:
     values = np.asarray(spikes)
     if values.dtype != np.bool_:
         if not np.all((values == 0) | (values == 1)):
-            raise ValueError("spikes must hold only 0 and 1 to be used as events; got other values")
+            raise ValueError(
+                "spikes must hold only 0 and 1 to be used as events; got other values (for graded input "
+                "use the dense input product: Trainer(..., event_driven=False))"
+            )
         values = values != 0
     n_steps, batch_size, n_inputs = values.shape
     step, example, channel = np.nonzero(values)  # row-major: sorted by step, example, channel

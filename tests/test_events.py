@@ -98,6 +98,11 @@ def test_bad_events_input():
     events = helpers.spike_events(np.zeros((3, 2, 7), bool))
     with pytest.raises(ValueError, match="expects n_inputs=100"):
         helpers.SNN().simulate(events)
+    graded = np.full((3, 2, 100), 0.5, np.float32)
+    labels = jnp.zeros(2, jnp.int32)
+    with pytest.raises(ValueError, match=r"only 0 and 1.*event_driven=False"):
+        helpers.Trainer(helpers.SNN()).loss(graded, labels)
+    assert np.isfinite(helpers.Trainer(helpers.SNN(), event_driven=False).loss(graded, labels))
     with pytest.raises(TypeError, match="event_driven must be True or False"):
         helpers.Trainer(helpers.SNN(), event_driven="yes")
     with pytest.raises(ValueError, match="batch mismatch"):
