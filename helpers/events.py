@@ -6,9 +6,10 @@ input that fired and adds it to the current of its example::
 
     current[b] = bias + sum of W[i] over the events (b, i) of this step
 
-Both give the same numbers (the sum runs over the same rows in the same order, the zeros add nothing);
-the event-driven one does about 1/200 of the work and, through ``grad``, scatters the gradient back
-into only the rows that were used.
+Both give the same currents (the sum runs over the same rows in the same order, the zeros add
+nothing); the event-driven one does about 1/200 of the work and, through ``grad``, scatters the gradient
+back into only the rows that were used. The gradient sums run in another order than the dense
+product's, so gradients agree to rounding rather than bit for bit.
 """
 
 from __future__ import annotations

@@ -67,7 +67,7 @@ class Trainer:
     :class:`~helpers.SpikeEvents` and the input layer adds the weight rows of the inputs that fired
     instead of multiplying the whole mostly-zero matrix: the same sums, a fraction of the work. The
     sums run in another order than the dense product's, so results differ from ``event_driven=False``
-    in the last bits, which grow over hundreds of epochs like any rounding difference (notebook 7).
+    in the last bits, which grow over hundreds of epochs like any rounding difference (notebook 4).
     """
 
     def __init__(
