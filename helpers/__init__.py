@@ -22,6 +22,7 @@ from helpers.plotting import (
 )
 from helpers.training import (
     READOUTS,
+    CompilationLog,
     Trainer,
     accuracy,
     confusion_matrix,
@@ -51,6 +52,7 @@ __all__ = [
     "fit",
     "accuracy",
     "count_compilations",
+    "CompilationLog",
     "confusion_matrix",
     "check_answer",
     "plot_raster",

@@ -29,6 +29,7 @@ __all__ = [
     "fit",
     "accuracy",
     "count_compilations",
+    "CompilationLog",
     "confusion_matrix",
 ]
 
@@ -301,15 +302,32 @@ def accuracy(net: SNN, spikes, labels, readout_method: str = "mean") -> float:
 _ACCURACY_FNS: weakref.WeakKeyDictionary[SNN, dict] = weakref.WeakKeyDictionary()
 
 
+class CompilationLog(list):
+    """The names of the XLA programs compiled inside a :func:`count_compilations` block.
+
+    ``len(log)`` counts every program (JAX compiles small helper programs too, for example to move or
+    slice arrays); :attr:`jitted` counts only the programs compiled from functions wrapped in
+    ``brainstate.transform.jit``, such as a training step.
+    """
+
+    #: the name XLA gives to every program compiled from a ``brainstate.transform.jit`` function
+    BRAINSTATE_PROGRAM = "jit(jaxpr_call)"
+
+    @property
+    def jitted(self) -> int:
+        """How many programs compiled from ``brainstate.transform.jit`` functions the log holds."""
+        return sum(name == self.BRAINSTATE_PROGRAM for name in self)
+
+
 @contextlib.contextmanager
-def count_compilations() -> Iterator[list[str]]:
+def count_compilations() -> Iterator[CompilationLog]:
     """Collect the names of the XLA programs compiled inside the ``with`` block.
 
     >>> with count_compilations() as compiled:
     ...     trainer.step(spikes, labels)
-    >>> len(compiled)
+    >>> compiled.jitted  # the training step's compilations: 1 the first time, 0 after
     """
-    compiled: list[str] = []
+    compiled = CompilationLog()
     active = [True]
 
     def listener(event: str, duration: float, **kwargs) -> None:
