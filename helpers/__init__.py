@@ -8,10 +8,18 @@ from helpers.versions import check_stack as _check_stack
 _check_stack()  # a clear error, before anything else, when the installed stack lacks what we use
 
 from helpers.checkpoint import CheckpointError, load_checkpoint, read_checkpoint, save_checkpoint
-from helpers.data import pattern_dataset, poisson_dataset, poisson_spikes, random_labels, split_batch
+from helpers.data import (
+    dataset_fingerprint,
+    pattern_dataset,
+    poisson_dataset,
+    poisson_spikes,
+    random_labels,
+    split_batch,
+)
 from helpers.events import SpikeEvents, event_input, spike_events
 from helpers.exercises import check_answer
 from helpers.model import SNN, default_input_scale, heaviside
+from helpers.page import PAGE_PRINTED, run_page_recipe
 from helpers.plotting import (
     plot_confusion,
     plot_history,
@@ -37,11 +45,14 @@ __all__ = [
     "SNN",
     "default_input_scale",
     "heaviside",
+    "PAGE_PRINTED",
+    "run_page_recipe",
     "poisson_dataset",
     "poisson_spikes",
     "random_labels",
     "pattern_dataset",
     "split_batch",
+    "dataset_fingerprint",
     "SpikeEvents",
     "spike_events",
     "event_input",

@@ -6,6 +6,8 @@ the training batch: it exercises the training machinery, not generalisation.
 
 from __future__ import annotations
 
+import hashlib
+
 import brainstate
 import brainunit as u
 import jax.numpy as jnp
@@ -13,7 +15,14 @@ import numpy as np
 
 from helpers.validation import check_positive_int, check_positive_quantity
 
-__all__ = ["poisson_spikes", "random_labels", "poisson_dataset", "pattern_dataset", "split_batch"]
+__all__ = [
+    "poisson_spikes",
+    "random_labels",
+    "poisson_dataset",
+    "pattern_dataset",
+    "split_batch",
+    "dataset_fingerprint",
+]
 
 
 def _rng(seed) -> brainstate.random.RandomState:
@@ -167,3 +176,26 @@ def split_batch(spikes, labels, *sizes: int):
         raise ValueError(f"the sizes {sizes} add up to {sum(sizes)}, but the batch holds {batch} examples")
     bounds = np.cumsum((0,) + sizes)
     return [(spikes[:, a:b], labels[a:b]) for a, b in zip(bounds[:-1], bounds[1:], strict=True)]
+
+
+def dataset_fingerprint(spikes, labels) -> str:
+    """One line that identifies a dataset: its sizes, spike and label counts, and a hash of both arrays.
+
+    Random bits and comparisons are exact on every machine, so the same seed prints the same line
+    everywhere; notebooks print it so that a reader (and a test) can see that two notebooks use the
+    very same data. ``spikes`` are 0/1 ``[T, B, N]``, ``labels`` integer ``[B]``.
+    """
+    spikes, labels = np.asarray(spikes), np.asarray(labels)
+    if spikes.ndim != 3 or labels.shape != (spikes.shape[1],):
+        raise ValueError(
+            f"expected spikes [T, B, N] and labels [B], got shapes {spikes.shape} and {labels.shape}"
+        )
+    if not np.issubdtype(labels.dtype, np.integer):
+        raise TypeError(f"labels must be integers, got dtype {labels.dtype}")
+    digest = hashlib.sha1(spikes.astype(bool).tobytes() + labels.astype(np.int64).tobytes()).hexdigest()
+    classes = "/".join(str(n) for n in np.bincount(labels.astype(np.int64)))
+    n_steps, batch, n_inputs = spikes.shape
+    return (
+        f"dataset: {batch} examples of {n_steps} steps x {n_inputs} inputs, "
+        f"{int(spikes.astype(bool).sum())} input spikes, examples per class {classes}, sha1 {digest[:10]}"
+    )

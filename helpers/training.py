@@ -33,6 +33,10 @@ __all__ = [
     "confusion_matrix",
 ]
 
+#: A cross-entropy (nats) above this means training has diverged: logits that far apart have lost
+#: their float32 precision, and no learning run passes through such a loss.
+DIVERGED_LOSS = 1e6
+
 #: How a readout trace ``[T, B, C]`` is reduced over time to logits ``[B, C]``.
 READOUTS: dict[str, Callable] = {
     "mean": lambda outputs: u.math.mean(outputs, axis=0),
@@ -232,14 +236,16 @@ class Trainer:
         return losses
 
     def check_finite(self, losses: np.ndarray, first_epoch: int) -> None:
-        """Raise :class:`FloatingPointError` naming the epoch if a loss is NaN or infinite.
+        """Raise :class:`FloatingPointError` naming the epoch if training has diverged: a loss that is
+        NaN, infinite, or above :data:`DIVERGED_LOSS` nats.
 
-        ``losses[i]`` is the loss of epoch ``first_epoch + i``.
+        ``losses[i]`` is the loss of epoch ``first_epoch + i``. Whether a runaway loss overflows to
+        NaN or stays finite depends on how the CPU rounds, so both count as divergence.
         """
-        bad = np.flatnonzero(~np.isfinite(losses))
+        bad = np.flatnonzero(~(np.abs(losses) <= DIVERGED_LOSS))  # NaN compares False
         if bad.size:
             raise FloatingPointError(
-                f"training diverged: the loss became {losses[bad[0]]} at epoch {first_epoch + bad[0]}; "
+                f"training diverged: the loss became {losses[bad[0]]:.3g} at epoch {first_epoch + bad[0]}; "
                 f"lower the learning rate (lr={self.lr!r}) or check the data"
             )
 

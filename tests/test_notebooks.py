@@ -103,3 +103,23 @@ def test_exercises_have_self_checks_and_hidden_solutions(ipynb):
         assert outputs.rstrip().endswith("correct") and "not yet" not in outputs
     checks = [c for c in code if "helpers.check_answer(" in "".join(c["source"])]
     assert len(checks) >= 2 * len(exercises)  # one after the reader's cell, one in the solution
+
+
+DATA_NOTEBOOKS = ["02_dataset", "03_loss", "04_training", "05_surrogates", "07_seeds"]
+
+
+def test_notebook_2_describes_the_data_that_notebooks_3_to_7_train_on():
+    """Each prints ``helpers.dataset_fingerprint`` of its data in a cell nbval compares exactly."""
+    fingerprints = {}
+    for name in DATA_NOTEBOOKS:
+        nb = json.loads((ROOT / "notebooks" / f"{name}.ipynb").read_text())
+        for cell in nb["cells"]:
+            text = "".join("".join(o.get("text", "")) for o in cell.get("outputs", []))
+            lines = [line for line in text.splitlines() if line.startswith("dataset: ")]
+            if lines:
+                assert not any(t.startswith("nbval-") for t in cell["metadata"].get("tags", [])), (
+                    f"{name}: the fingerprint must be compared exactly"
+                )
+                fingerprints[name] = lines[0]
+    assert set(fingerprints) == set(DATA_NOTEBOOKS), "a notebook does not print its data's fingerprint"
+    assert len(set(fingerprints.values())) == 1, fingerprints

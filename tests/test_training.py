@@ -1,6 +1,4 @@
-import brainpy
 import brainstate
-import braintools
 import brainunit as u
 import jax
 import jax.numpy as jnp
@@ -8,62 +6,7 @@ import numpy as np
 import pytest
 
 import helpers
-
-
-def page_recipe_losses(epochs: int):
-    """The original page's training, re-written: Sequential input block, weakly typed zero bias,
-    data closed over, a parameterless jitted step. Returns (losses, compilations of the step)."""
-    brainstate.random.seed(0)
-
-    class PageSNN(brainstate.nn.Module):
-        def __init__(self):
-            super().__init__()
-            scale = 7 * (1 - u.math.exp(-brainstate.environ.get_dt() / u.ms))
-            self.i2r = brainstate.nn.Sequential(
-                brainstate.nn.Linear(
-                    100,
-                    4,
-                    w_init=braintools.init.KaimingNormal(scale=scale, unit=u.mA),
-                    b_init=braintools.init.ZeroInit(unit=u.mA),
-                ),
-                brainpy.state.Expon(4, tau=10.0 * u.ms, g_initializer=braintools.init.Constant(0.0 * u.mA)),
-            )
-            self.r = brainpy.state.LIF(
-                4,
-                tau=20 * u.ms,
-                V_rest=0 * u.mV,
-                V_reset=0 * u.mV,
-                V_th=1.0 * u.mV,
-                spk_fun=braintools.surrogate.ReluGrad(),
-            )
-            self.r2o = brainstate.nn.Linear(4, 2, w_init=braintools.init.KaimingNormal())
-            self.o = brainpy.state.Expon(2, tau=10.0 * u.ms, g_initializer=braintools.init.Constant(0.0))
-
-        def update(self, spike):
-            return self.o(self.r2o(self.r(self.i2r(spike))))
-
-    net = PageSNN()
-    x = brainstate.random.rand(100, 128, 100) < 5 * u.Hz * brainstate.environ.get_dt()
-    y = u.math.asarray(brainstate.random.rand(128) < 0.5, dtype=int)
-    optimizer = braintools.optim.Adam(lr=3e-3)
-    optimizer.register_trainable_weights(net.states(brainstate.ParamState))
-
-    def loss_fn():
-        outs = u.math.mean(brainstate.transform.for_loop(net.update, x), axis=0)
-        return braintools.metric.softmax_cross_entropy_with_integer_labels(outs, y).mean()
-
-    @brainstate.transform.jit
-    def step():
-        brainstate.nn.init_all_states(net, batch_size=128)
-        grads, loss = brainstate.transform.grad(
-            loss_fn, net.states(brainstate.ParamState), return_value=True
-        )()
-        optimizer.update(grads)
-        return loss
-
-    with helpers.count_compilations() as compiled:
-        losses = np.array([float(step()) for _ in range(epochs)])
-    return losses, compiled.jitted
+from helpers.page import run_page_recipe
 
 
 def tutorial_losses(epochs: int, event_driven: bool = True):
@@ -77,21 +20,21 @@ def tutorial_losses(epochs: int, event_driven: bool = True):
 
 
 def test_dense_loss_history_is_bit_identical_to_the_page_and_events_agree_to_rounding():
-    page, page_compiles = page_recipe_losses(800)
+    # relations that hold on every machine: the same arithmetic in the same process is bit-identical;
+    # a different summation order agrees to rounding (no machine's digits are hard-coded)
+    page = run_page_recipe(800)
     dense, dense_compiles, trainer, spikes, labels = tutorial_losses(800, event_driven=False)
-    np.testing.assert_array_equal(dense, page)
-    assert page_compiles == 2  # the weakly typed bias: a second compilation after the first update
+    np.testing.assert_array_equal(dense, page["losses"])
+    assert page["compilations"] == 2  # the weakly typed bias: a second compilation after the first update
     assert dense_compiles == 1
-    assert f"{dense[99]:.4f}" == "0.5177" and f"{dense[799]:.4f}" == "0.0598"
+    assert helpers.accuracy(trainer.net, spikes, labels, "max") == page["accuracy_after"]
     assert trainer.accuracy(spikes, labels) == 1.0
-    assert f"{helpers.accuracy(trainer.net, spikes, labels, 'max'):.3f}" == "0.867"
 
     events, event_compiles, trainer, spikes, labels = tutorial_losses(800)
     assert event_compiles == 1
-    # the same sums in another order: identical for hundreds of epochs, then last-bit differences grow
-    first_difference = int(np.flatnonzero(events != page)[0])
-    assert first_difference >= 200
-    assert np.abs(events - page).max() < 0.01
+    # the same sums in another order: equal to rounding at first, then apart by at most a seed's spread
+    np.testing.assert_allclose(events[:20], dense[:20], rtol=1e-5)
+    assert np.abs(events - dense).max() < 0.02  # notebook 7: final losses over seeds spread by ~0.01 (sd)
     assert trainer.accuracy(spikes, labels) == 1.0
 
 
