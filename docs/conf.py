@@ -42,9 +42,15 @@ napoleon_numpy_docstring = True
 html_theme = "sphinx_book_theme"
 html_title = "Training spiking neural networks"
 html_static_path = ["_static"]
+html_css_files = ["custom.css"]  # layout: code fits at 1280 px (see the file)
 html_theme_options = {
     "use_download_button": True,
     "show_toc_level": 2,
     "home_page_in_toc": True,
+    # pydata-sphinx-theme 0.20 fills an unset navbar_persistent with a search field, which renders its
+    # own top bar: a second search box, and hidden sidebar toggles placed before the book theme's, so
+    # both themes' scripts (document.querySelector) bind the hidden ones and the visible toggles do
+    # nothing (pydata-sphinx-theme#2451, sphinx-book-theme#991). Empty, the top bar is not rendered.
+    "navbar_persistent": [],
 }
 html_last_updated_fmt = None
