@@ -13,6 +13,7 @@ copyright = "2026, the snn-tutorial authors"
 
 extensions = [
     "myst_nb",
+    "sphinx_copybutton",  # a copy button on every code cell
     "sphinx.ext.autodoc",
     "sphinx.ext.napoleon",
     "sphinx.ext.mathjax",
@@ -54,3 +55,7 @@ html_theme_options = {
     "navbar_persistent": [],
 }
 html_last_updated_fmt = None
+
+# Copy buttons copy the code only: not the prompts of the few console examples, nor Jupyter's output.
+copybutton_exclude = ".linenos, .gp, .go"
+
