@@ -23,7 +23,7 @@ from urllib.parse import unquote, urldefrag, urlparse
 CHROMIUM = "/usr/bin/chromium"
 DESKTOP = {"width": 1280, "height": 900}
 PHONE = {"width": 390, "height": 844}
-MIN_FIGURE_TEXT_PX = 11  # the smallest text of an SVG figure, as displayed at desktop width
+MIN_FIGURE_TEXT_PX = 12  # the smallest text of an SVG figure, as displayed (at 390 and 1280 px)
 OVERFLOW = "scrolls sideways"  # marks the problems of code that does not fit (see tests/test_docs.py)
 WAIT_MS = 5_000  # for a click's effect to show
 # the probe's flags for this machine: no sandbox as root, and no background calls to the internet
@@ -96,12 +96,27 @@ PAGE_SCRIPT = """() => {
       .filter(visible).length;
   const uncopyable = [...document.querySelectorAll('div.cell_input div.highlight')]
       .filter(d => !d.querySelector('button.copybtn')).length;
-  const svgs = [...document.images]
-      .filter(img => new URL(img.currentSrc || img.src).pathname.endsWith('.svg') && visible(img))
-      .map(img => ({src: img.currentSrc || img.src, width: img.getBoundingClientRect().width}));
   return {images, links, ids, errors, traceback: text.includes('Traceback (most recent call last)'),
-          title: document.title, overflows, searches, uncopyable, svgs};
+          title: document.title, overflows, searches, uncopyable};
 }"""
+
+# the SVG figures shown: which file (a <picture> may choose by width) and how wide
+FIGURES_SCRIPT = """() => [...document.images]
+  .filter(img => new URL(img.currentSrc || img.src).pathname.endsWith('.svg')
+                 && img.checkVisibility({visibilityProperty: true}))
+  .map(img => ({src: img.currentSrc || img.src, width: img.getBoundingClientRect().width}))"""
+
+
+def figure_problems(page, root: Path, rel: str, width: int) -> list[str]:
+    """SVG figures on ``page`` whose smallest text is displayed under MIN_FIGURE_TEXT_PX."""
+    problems = []
+    for figure in page.evaluate(FIGURES_SCRIPT):
+        source = (root / unquote(urlparse(figure["src"]).path).lstrip("/")).read_text()
+        px = svg_min_text_px(source, figure["width"])
+        if px is not None and px < MIN_FIGURE_TEXT_PX:
+            name = figure["src"].rsplit("/", 1)[-1]
+            problems.append(f"{rel}: figure {name} shows text {px:.1f} px high at {width} px")
+    return problems
 
 
 def svg_min_text_px(svg: str, displayed_width: float) -> float | None:
@@ -162,12 +177,7 @@ def check_site(root: Path, search_term: str = "surrogate") -> list[str]:
                     f"characters where {block['fit']} fit: {line.strip()}"
                     for line in block["lines"]
                 ]
-            for svg in info["svgs"]:
-                source = (root / unquote(urlparse(svg["src"]).path).lstrip("/")).read_text()
-                px = svg_min_text_px(source, svg["width"])
-                if px is not None and px < MIN_FIGURE_TEXT_PX:
-                    name = svg["src"].rsplit("/", 1)[-1]
-                    problems.append(f"{rel}: figure {name} shows text {px:.1f} px high")
+            problems += figure_problems(page, root, rel, DESKTOP["width"])
             ids_of[rel] = set(info["ids"])
             links_of[rel] = info["links"]
         # internal links: the target file exists and, for #fragments into site pages, the anchor too
@@ -249,6 +259,9 @@ def check_navigation(browser, base: str, root: Path, pages: list[str]) -> list[s
             link.click()
             if not _waits_for(page, "(name) => location.pathname.endsWith(name)", target.split("/")[-1]):
                 problems.append(f"{start}: the sidebar's link to {target} does not navigate")
+    if "index.html" in pages:
+        page.goto(base + "index.html", wait_until="load")
+        problems += figure_problems(page, root, "index.html", PHONE["width"])
     page.goto(base + start, wait_until="load")
     toggle = page.locator("button.secondary-toggle:visible")
     if toggle.count() != 1:

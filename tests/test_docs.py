@@ -141,7 +141,11 @@ def test_environment_file_is_collapsed(site):
 
 @needs_chromium
 def test_the_browser_check_catches_broken_things(tmp_path):
-    """The checker itself: a page with a missing image, a dead link and an error output."""
+    """The checker itself, on a page with one of each problem (and no navigation to click)."""
+    (tmp_path / "tiny.svg").write_text(
+        '<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 1000 100">'
+        '<text y="50" font-size="12">x</text></svg>'
+    )
     (tmp_path / "index.html").write_text(
         '<html><body><img src="missing.png"><a href="nowhere.html">x</a><a href="#no-such-anchor">y</a>'
         '<div class="cell_output"><div class="output error">boom</div></div>'
@@ -149,7 +153,8 @@ def test_the_browser_check_catches_broken_things(tmp_path):
         '<button class="search-button-field">Search</button><button class="search-button">S</button>'
         f'<div class="cell_input"><div class="highlight"><pre>{"x" * 200}</pre></div></div>'
         '<details><summary onclick="event.preventDefault()">file</summary>'
-        '<div class="highlight"><pre>stays shut</pre></div></details></body></html>'
+        '<div class="highlight"><pre>stays shut</pre></div></details>'
+        '<img src="tiny.svg" style="width: 300px"></body></html>'
     )
     problems = "\n".join(check_site(tmp_path))
     assert "broken image" in problems and "missing.png" in problems
@@ -162,6 +167,8 @@ def test_the_browser_check_catches_broken_things(tmp_path):
     assert f"code {OVERFLOW} at 1280 px: a line of 200 characters" in problems
     assert "0 visible sidebar buttons at 390 px" in problems
     assert "a collapsed block does not open on click" in problems
+    assert "figure tiny.svg shows text 3.6 px high at 1280 px" in problems
+    assert "figure tiny.svg shows text 3.6 px high at 390 px" in problems
 
 
 @needs_chromium
