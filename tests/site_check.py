@@ -237,6 +237,7 @@ def check_navigation(browser, base: str, root: Path, pages: list[str]) -> list[s
     """Click what a reader clicks; return the problems. Uses the first notebook page (else the first)."""
     problems: list[str] = []
     start = next((rel for rel in pages if rel.startswith("notebooks/")), pages[0])
+    phone, desktop = PHONE["width"], DESKTOP["width"]
 
     # phone: the sidebar opens as a drawer whose links lead to another page; the contents drawer too
     context = browser.new_context(viewport=PHONE, has_touch=True, is_mobile=True)
@@ -244,15 +245,15 @@ def check_navigation(browser, base: str, root: Path, pages: list[str]) -> list[s
     page.goto(base + start, wait_until="load")
     searches = page.locator(".search-button-field:visible, .search-button:visible").count()
     if searches != 1:
-        problems.append(f"{start}: {searches} search boxes at {PHONE['width']} px (want one)")
+        problems.append(f"{start}: {searches} search boxes at {phone} px (want one)")
     toggle = page.locator("button.primary-toggle:visible")
     if toggle.count() != 1:
-        problems.append(f"{start}: {toggle.count()} visible sidebar buttons at 390 px (want one)")
+        problems.append(f"{start}: {toggle.count()} visible sidebar buttons at {phone} px (want one)")
     else:
         toggle.click()
         drawer_link = "dialog[open] nav a.reference.internal[href$='.html']"
         if not _waits_for(page, IN_VIEW, drawer_link):
-            problems.append(f"{start}: the sidebar button shows no navigation at {PHONE['width']} px")
+            problems.append(f"{start}: the sidebar button shows no navigation at {phone} px")
         else:
             link = page.locator(drawer_link).filter(visible=True).last
             target = link.get_attribute("href")
@@ -265,11 +266,11 @@ def check_navigation(browser, base: str, root: Path, pages: list[str]) -> list[s
     page.goto(base + start, wait_until="load")
     toggle = page.locator("button.secondary-toggle:visible")
     if toggle.count() != 1:
-        problems.append(f"{start}: {toggle.count()} visible contents buttons at 390 px (want one)")
+        problems.append(f"{start}: {toggle.count()} visible contents buttons at {phone} px (want one)")
     else:
         toggle.click()
         if not _waits_for(page, IN_VIEW, "dialog[open] a.nav-link[href^='#']"):
-            problems.append(f"{start}: the contents button shows no contents at {PHONE['width']} px")
+            problems.append(f"{start}: the contents button shows no contents at {phone} px")
         else:
             page.keyboard.press("Escape")
             if not _waits_for(page, "() => !document.querySelector('dialog[open]')"):
@@ -287,11 +288,11 @@ def check_navigation(browser, base: str, root: Path, pages: list[str]) -> list[s
     }"""
     toggle = page.locator("button.primary-toggle:visible")
     if toggle.count() != 1 or not _waits_for(page, shown):
-        problems.append(f"{start}: no sidebar with one toggle button at {DESKTOP['width']} px")
+        problems.append(f"{start}: no sidebar with one toggle button at {desktop} px")
     else:
         toggle.click()
         if not _waits_for(page, f"() => !({shown})() && !document.querySelector('dialog[open]')"):
-            problems.append(f"{start}: the sidebar button does not collapse the sidebar at 1280 px")
+            problems.append(f"{start}: the sidebar button does not collapse the sidebar at {desktop} px")
         else:
             toggle.click()
             if not _waits_for(page, shown):
