@@ -233,6 +233,22 @@ IN_VIEW = """(selector) => [...document.querySelectorAll(selector)].some(e => {
 })"""
 
 
+def _contents_problems(page, rel: str, width: int) -> list[str]:
+    """The page's contents: a column in view, or one button that opens them as a drawer (Escape shuts)."""
+    toggle = page.locator("button.secondary-toggle:visible")
+    if toggle.count() == 0 and page.evaluate(IN_VIEW, "#pst-secondary-sidebar a.nav-link[href^='#']"):
+        return []  # a column of its own
+    if toggle.count() != 1:
+        return [f"{rel}: {toggle.count()} visible contents buttons at {width} px (want one)"]
+    toggle.click()
+    if not _waits_for(page, IN_VIEW, "dialog[open] a.nav-link[href^='#']"):
+        return [f"{rel}: the contents button shows no contents at {width} px"]
+    page.keyboard.press("Escape")
+    if not _waits_for(page, "() => !document.querySelector('dialog[open]')"):
+        return [f"{rel}: the contents drawer does not close on Escape at {width} px"]
+    return []
+
+
 def check_navigation(browser, base: str, root: Path, pages: list[str]) -> list[str]:
     """Click what a reader clicks; return the problems. Uses the first notebook page (else the first)."""
     problems: list[str] = []
@@ -264,20 +280,11 @@ def check_navigation(browser, base: str, root: Path, pages: list[str]) -> list[s
         page.goto(base + "index.html", wait_until="load")
         problems += figure_problems(page, root, "index.html", PHONE["width"])
     page.goto(base + start, wait_until="load")
-    toggle = page.locator("button.secondary-toggle:visible")
-    if toggle.count() != 1:
-        problems.append(f"{start}: {toggle.count()} visible contents buttons at {phone} px (want one)")
-    else:
-        toggle.click()
-        if not _waits_for(page, IN_VIEW, "dialog[open] a.nav-link[href^='#']"):
-            problems.append(f"{start}: the contents button shows no contents at {phone} px")
-        else:
-            page.keyboard.press("Escape")
-            if not _waits_for(page, "() => !document.querySelector('dialog[open]')"):
-                problems.append(f"{start}: the contents drawer does not close on Escape")
+    problems += _contents_problems(page, start, phone)
     context.close()
 
-    # desktop: the sidebar toggle collapses the sidebar and brings it back; copy buttons copy
+    # desktop: the sidebar toggle collapses the sidebar and brings it back, the contents open (as a
+    # drawer from 1200 to 1679 px, see docs/_static/custom.css); copy buttons copy
     context = browser.new_context(viewport=DESKTOP)
     context.grant_permissions(["clipboard-read", "clipboard-write"], origin=base.rstrip("/"))
     page = context.new_page()
@@ -297,6 +304,7 @@ def check_navigation(browser, base: str, root: Path, pages: list[str]) -> list[s
             toggle.click()
             if not _waits_for(page, shown):
                 problems.append(f"{start}: the sidebar button does not bring the sidebar back")
+    problems += _contents_problems(page, start, desktop)
     cell = page.locator("div.cell_input div.highlight:has(button.copybtn)").first
     if cell.count():  # cells without a button are reported page by page
         cell.hover()

@@ -190,6 +190,7 @@ def test_the_browser_check_clicks_the_navigation(site, tmp_path):
     assert "the sidebar button shows no navigation at 390 px" in problems
     assert "the contents button shows no contents at 390 px" in problems
     assert "does not collapse the sidebar at 1280 px" in problems
+    assert "the contents button shows no contents at 1280 px" in problems
 
 
 def test_a_broken_cross_reference_fails_the_strict_build(tmp_path):
