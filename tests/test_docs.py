@@ -15,6 +15,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import site_check
 from site_check import CHROMIUM, OVERFLOW, check_clicks, check_site, site_pages
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -140,8 +141,9 @@ def test_environment_file_is_collapsed(site):
 
 
 @needs_chromium
-def test_the_browser_check_catches_broken_things(tmp_path):
+def test_the_browser_check_catches_broken_things(tmp_path, monkeypatch):
     """The checker itself, on a page with one of each problem (and no navigation to click)."""
+    monkeypatch.setattr(site_check, "WAIT_MS", 1_000)  # each problem waits this long for nothing
     (tmp_path / "tiny.svg").write_text(
         '<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 1000 100">'
         '<text y="50" font-size="12">x</text></svg>'
@@ -172,8 +174,9 @@ def test_the_browser_check_catches_broken_things(tmp_path):
 
 
 @needs_chromium
-def test_the_browser_check_clicks_the_navigation(site, tmp_path):
+def test_the_browser_check_clicks_the_navigation(site, tmp_path, monkeypatch):
     """The theme bug this site had: a hidden top bar's toggles before the visible ones took their clicks."""
+    monkeypatch.setattr(site_check, "WAIT_MS", 1_000)  # each problem waits this long for nothing
     broken = tmp_path / "html"
     shutil.copytree(site, broken)
     page = broken / "notebooks" / f"{NOTEBOOKS[0]}.html"
