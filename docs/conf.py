@@ -7,12 +7,16 @@ test suite (``-D nb_execution_mode=force``). This file only sets options; it wri
 
 import os
 
+from sphinx.util import inspect
+from sphinx.util.typing import stringify_annotation
+
 project = "snn-tutorial"
 author = "the snn-tutorial authors"
 copyright = "2026, the snn-tutorial authors"
 
 extensions = [
     "myst_nb",
+    "sphinx_copybutton",  # a copy button on every code cell
     "sphinx.ext.autodoc",
     "sphinx.ext.napoleon",
     "sphinx.ext.mathjax",
@@ -42,9 +46,42 @@ napoleon_numpy_docstring = True
 html_theme = "sphinx_book_theme"
 html_title = "Training spiking neural networks"
 html_static_path = ["_static"]
+html_css_files = ["custom.css"]  # layout: code fits at 1280 px (see the file)
 html_theme_options = {
     "use_download_button": True,
     "show_toc_level": 2,
     "home_page_in_toc": True,
+    # pydata-sphinx-theme 0.20 fills an unset navbar_persistent with a search field, which renders its
+    # own top bar: a second search box, and hidden sidebar toggles placed before the book theme's, so
+    # both themes' scripts (document.querySelector) bind the hidden ones and the visible toggles do
+    # nothing (pydata-sphinx-theme#2451, sphinx-book-theme#991). Empty, the top bar is not rendered.
+    "navbar_persistent": [],
 }
 html_last_updated_fmt = None
+
+# Copy buttons copy the code only: not the prompts of the few console examples, nor Jupyter's output.
+copybutton_exclude = ".linenos, .gp, .go"
+
+
+def constructor_signature(app, what, name, obj, options, signature, return_annotation):
+    """Show a class's real constructor signature where its metaclass hides it.
+
+    brainstate's modules (``helpers.SNN``) are built by a metaclass whose ``__call__(*args, **kwargs)
+    -> Any`` is what ``inspect.signature`` reports for the class, so autodoc would show
+    ``SNN(*args, **kwargs)`` and "Return type: Any". Take the signature of the class's own ``__init__``
+    instead, and record its annotations for the parameter descriptions (``autodoc_typehints``).
+    """
+    if what != "class" or signature != "(*args, **kwargs)" or type(obj).__call__ is type.__call__:
+        return None
+    init = inspect.signature(obj.__init__, bound_method=True)
+    annotations = app.env.current_document.autodoc_annotations
+    annotations[name] = {
+        param.name: stringify_annotation(param.annotation, "smart")
+        for param in init.parameters.values()
+        if param.annotation is not param.empty
+    }
+    return inspect.stringify_signature(init, show_annotation=False), None
+
+
+def setup(app):
+    app.connect("autodoc-process-signature", constructor_signature)

@@ -5,15 +5,18 @@ from their stored outputs, which nbval re-executes and compares in the same test
 notebook twice would double the suite's longest part and check nothing more.
 """
 
+import html
 import os
 import pickle
+import re
 import shutil
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
-from site_check import CHROMIUM, check_site, site_pages
+import site_check
+from site_check import CHROMIUM, OVERFLOW, check_clicks, check_site, site_pages
 
 ROOT = Path(__file__).resolve().parent.parent
 NOTEBOOKS = sorted(p.stem for p in (ROOT / "docs" / "notebooks").glob("[0-9][0-9]_*.ipynb"))
@@ -99,18 +102,61 @@ def test_math_is_served_locally(site):
     assert "cdn.jsdelivr" not in (site / "notebooks" / "01_network.html").read_text()
 
 
-@needs_chromium
-def test_every_page_in_a_browser(site):
-    assert check_site(site, search_term="surrogate") == []
+@pytest.fixture(scope="session")
+def browser_problems(site) -> list[str]:
+    """What the browser check finds on the site (one pass over every page, then the clicks)."""
+    return check_site(site, search_term="surrogate")
 
 
 @needs_chromium
-def test_the_browser_check_catches_broken_things(tmp_path):
-    """The checker itself: a page with a missing image, a dead link and an error output."""
+def test_every_page_in_a_browser(browser_problems):
+    """Pages load whole and offline, navigation works at 390 px and 1280 px, copy buttons copy, ..."""
+    assert [problem for problem in browser_problems if OVERFLOW not in problem] == []
+
+
+@needs_chromium
+@pytest.mark.xfail(
+    strict=False,
+    reason="a few notebook code lines are longer than the 118 characters that fit at 1280 px; the "
+    "notebooks are being shortened (the failure lists each line)",
+)
+def test_no_code_or_output_scrolls_sideways_at_1280_px(browser_problems):
+    assert [problem for problem in browser_problems if OVERFLOW in problem] == []
+
+
+def test_api_page_shows_real_signatures(site):
+    """brainstate's metaclass hides SNN's __init__: conf.py shows its real signature, not *args, **kwargs."""
+    text = re.sub(r"\s+", " ", html.unescape(re.sub(r"<[^>]+>", "", (site / "api.html").read_text())))
+    assert "helpers.model.SNN(n_inputs=100, n_hidden=4, n_outputs=2, *, tau_syn=" in text
+    assert "(*args, **kwargs)" not in text
+    assert "Return type: Any" not in text
+    assert "n_hidden (int)" in text  # the constructor's annotations describe its parameters
+
+
+def test_environment_file_is_collapsed(site):
+    page = (site / "environment.html").read_text()
+    details = re.search(r"<details[^>]*>(.*?)</details>", page, re.S)
+    assert details and " open" not in details.group(0).split(">", 1)[0], "the YAML is not collapsed"
+    assert "brainstate" in details.group(1) and "environment.yml" in details.group(1)
+
+
+@needs_chromium
+def test_the_browser_check_catches_broken_things(tmp_path, monkeypatch):
+    """The checker itself, on a page with one of each problem (and no navigation to click)."""
+    monkeypatch.setattr(site_check, "WAIT_MS", 1_000)  # each problem waits this long for nothing
+    (tmp_path / "tiny.svg").write_text(
+        '<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 1000 100">'
+        '<text y="50" font-size="12">x</text></svg>'
+    )
     (tmp_path / "index.html").write_text(
         '<html><body><img src="missing.png"><a href="nowhere.html">x</a><a href="#no-such-anchor">y</a>'
         '<div class="cell_output"><div class="output error">boom</div></div>'
-        "<pre>Traceback (most recent call last):</pre></body></html>"
+        "<pre>Traceback (most recent call last):</pre>"
+        '<button class="search-button-field">Search</button><button class="search-button">S</button>'
+        f'<div class="cell_input"><div class="highlight"><pre>{"x" * 200}</pre></div></div>'
+        '<details><summary onclick="event.preventDefault()">file</summary>'
+        '<div class="highlight"><pre>stays shut</pre></div></details>'
+        '<img src="tiny.svg" style="width: 300px"></body></html>'
     )
     problems = "\n".join(check_site(tmp_path))
     assert "broken image" in problems and "missing.png" in problems
@@ -118,6 +164,36 @@ def test_the_browser_check_catches_broken_things(tmp_path):
     assert "broken anchor index.html#no-such-anchor" in problems
     assert "shows an error output" in problems
     assert "raw traceback" in problems
+    assert "2 search boxes at 1280 px" in problems
+    assert "1 code cells without a copy button" in problems
+    assert f"code {OVERFLOW} at 1280 px: a line of 200 characters" in problems
+    assert "0 visible sidebar buttons at 390 px" in problems
+    assert "a collapsed block does not open on click" in problems
+    assert "figure tiny.svg shows text 3.6 px high at 1280 px" in problems
+    assert "figure tiny.svg shows text 3.6 px high at 390 px" in problems
+
+
+@needs_chromium
+def test_the_browser_check_clicks_the_navigation(site, tmp_path, monkeypatch):
+    """The theme bug this site had: a hidden top bar's toggles before the visible ones took their clicks."""
+    monkeypatch.setattr(site_check, "WAIT_MS", 1_000)  # each problem waits this long for nothing
+    broken = tmp_path / "html"
+    shutil.copytree(site, broken)
+    page = broken / "notebooks" / f"{NOTEBOOKS[0]}.html"
+    hidden_toggles = (
+        '<header style="display: none"><button class="sidebar-toggle primary-toggle"></button>'
+        '<button class="sidebar-toggle secondary-toggle"></button></header>'
+    )
+    page.write_text(
+        page.read_text().replace(
+            '<div class="bd-container">', hidden_toggles + '<div class="bd-container">', 1
+        )
+    )
+    problems = "\n".join(check_clicks(broken))
+    assert "the sidebar button shows no navigation at 390 px" in problems
+    assert "the contents button shows no contents at 390 px" in problems
+    assert "does not collapse the sidebar at 1280 px" in problems
+    assert "the contents button shows no contents at 1280 px" in problems
 
 
 def test_a_broken_cross_reference_fails_the_strict_build(tmp_path):
