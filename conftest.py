@@ -3,9 +3,10 @@
 - JAX looks for accelerators at start-up and, on a machine with an NVIDIA GPU but a CPU-only jaxlib,
   warns on stderr. nbval compares the notebooks' stored outputs, so the platform is pinned here
   (inherited by every kernel that nbval and the docs build start), never inside a notebook cell.
-- Every notebook is executed twice per run (by nbval and by the docs build), and many tests compile
-  the same programs. A persistent JAX compilation cache, fresh for each test session and shared by
-  all its processes, lets the second compilation of a program load the first one's result. Compiled
+- Notebooks 1 and 2 are executed twice per run (by nbval and by the docs build, which renders the
+  others from their stored outputs), many tests compile the same programs, and some tests start a
+  fresh interpreter. A persistent JAX compilation cache, fresh for each test session and shared by
+  all its processes, lets a later compilation of a program load the first one's result. Compiled
   programs are identical either way, so every number stays the same.
 """
 
