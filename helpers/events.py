@@ -21,7 +21,7 @@ import numpy as np
 from helpers.arraytypes import Array
 from helpers.validation import check_spikes
 
-__all__ = ["SpikeEvents", "spike_events", "event_input"]
+__all__ = ["SpikeEvents", "SpikeInput", "spike_events", "event_input"]
 
 
 @jax.tree_util.register_pytree_node_class
@@ -74,6 +74,10 @@ class SpikeEvents:
         return dense[..., :n_inputs]
 
 
+#: What the network takes as input: dense spikes ``[T, B, N]`` or the same spikes as events.
+SpikeInput = Array | SpikeEvents
+
+
 def _padded_length(count: int) -> int:
     """Round ``count`` up to one of four lengths per octave (64, 80, 96, 112, 128, 160, ...), so that
     datasets of the same size and rate share one length and hence one compiled program."""
@@ -83,7 +87,7 @@ def _padded_length(count: int) -> int:
     return -(-count // step) * step
 
 
-def spike_events(spikes: Array | SpikeEvents) -> SpikeEvents:
+def spike_events(spikes: SpikeInput) -> SpikeEvents:
     """Convert concrete spikes ``[T, B, N]`` (bool, or floats that are exactly 0 or 1) to events.
 
     Runs on the host, outside ``jit`` (the number of events decides the shapes). Events of a step are

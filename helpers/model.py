@@ -22,8 +22,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from helpers.arraytypes import Array
-from helpers.events import SpikeEvents, event_input
+from helpers.events import SpikeEvents, SpikeInput, event_input
 from helpers.readout import READOUTS, readout
 from helpers.validation import (
     check_one_of,
@@ -173,7 +172,7 @@ class SNN(brainstate.nn.Module):
             "surrogate": getattr(spike_fn, "__name__", repr(spike_fn)),
         }
 
-    def update(self, spikes_t: Array | SpikeEvents) -> jax.Array:
+    def update(self, spikes_t: SpikeInput) -> jax.Array:
         """Advance the network by one step ``dt``; return the readout ``[B, n_outputs]``.
 
         ``spikes_t`` is one step of dense spikes ``[B, n_inputs]`` or of :class:`~helpers.SpikeEvents`.
@@ -187,7 +186,7 @@ class SNN(brainstate.nn.Module):
         hidden_spikes = self.neurons(current)
         return self.readout(self.readout_layer(hidden_spikes))
 
-    def simulate(self, spikes: Array | SpikeEvents, *, checkpoint_base: int | None = None) -> jax.Array:
+    def simulate(self, spikes: SpikeInput, *, checkpoint_base: int | None = None) -> jax.Array:
         """Run the network from a fresh state over ``spikes [T, B, n_inputs]``.
 
         Returns the readout at every step, ``[T, B, n_outputs]``. Works inside ``jit`` and ``grad``.
@@ -204,7 +203,7 @@ class SNN(brainstate.nn.Module):
         check_positive_int("checkpoint_base", checkpoint_base)
         return brainstate.transform.checkpointed_for_loop(self.update, spikes, base=checkpoint_base)
 
-    def record(self, spikes: Array | SpikeEvents) -> dict[str, jax.Array]:
+    def record(self, spikes: SpikeInput) -> dict[str, jax.Array]:
         """Run like :meth:`simulate`, recording every internal variable over time.
 
         Returns a dict of arrays ``[T, B, ...]``: ``current`` (synaptic current, mA), ``voltage``
@@ -221,7 +220,7 @@ class SNN(brainstate.nn.Module):
         current, voltage, hidden, output = brainstate.transform.for_loop(step, spikes)
         return {"current": current, "voltage": voltage, "spikes": hidden, "output": output}
 
-    def predict(self, spikes: Array | SpikeEvents, readout_method: str = "mean") -> np.ndarray:
+    def predict(self, spikes: SpikeInput, readout_method: str = "mean") -> np.ndarray:
         """The predicted class of every example, ``int [B]``: the largest logit after reading the
         readout out over time with ``readout_method`` (see :data:`helpers.READOUTS`).
 
@@ -237,7 +236,7 @@ class SNN(brainstate.nn.Module):
             )
         return np.asarray(self._predictors[readout_method](spikes))
 
-    def check_input(self, spikes: Array | SpikeEvents) -> None:
+    def check_input(self, spikes: SpikeInput) -> None:
         """Raise a clear error unless ``spikes`` fit this network: ``[T, B, n_inputs]`` 0/1 spikes, or
         :class:`~helpers.SpikeEvents` made from such spikes."""
         if isinstance(spikes, SpikeEvents):

@@ -13,7 +13,7 @@ import numpy as np
 
 from helpers.arraytypes import Array
 from helpers.diagnostics import count_compilations, xla_memory  # noqa: F401 (docs/api.md: see below)
-from helpers.events import SpikeEvents, spike_events
+from helpers.events import SpikeEvents, SpikeInput, spike_events
 from helpers.model import SNN
 from helpers.readout import READOUTS, accuracy_score, cross_entropy, readout
 from helpers.validation import (
@@ -28,9 +28,6 @@ from helpers.validation import (
 
 __all__ = ["Trainer", "fit", "accuracy"]
 # count_compilations lives in helpers.diagnostics; docs/api.md still documents it under this module
-
-#: dense spikes ``[T, B, N]`` or the same spikes as events
-SpikeInput = Array | SpikeEvents
 
 
 class Trainer:

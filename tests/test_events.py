@@ -50,7 +50,7 @@ def test_event_input_equals_the_dense_product_with_units():
     np.testing.assert_allclose(u.get_mantissa(current), u.get_mantissa(expected), rtol=1e-6, atol=1e-6)
 
 
-@pytest.mark.parametrize("hidden, batch", [(4, 128), (32, 300)])
+@pytest.mark.parametrize("hidden, batch", [(4, 128), pytest.param(32, 300, marks=pytest.mark.slow)])
 def test_simulate_on_events_equals_dense_and_so_do_gradients(hidden, batch):
     brainstate.random.seed(3)
     net = helpers.SNN(100, hidden, 2)

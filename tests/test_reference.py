@@ -10,6 +10,7 @@ import helpers
 from benchmarks import reference
 
 
+@pytest.mark.slow
 def test_float64_loss_histories_agree():
     """In float64 both give the same loss history to 1e-10 (measured: about 1e-16) over 100 epochs,
     long enough for the loss to fall well below ln 2. (The claim needs no more: a difference in the
@@ -45,6 +46,7 @@ def helpers_gradients(net, spikes, labels):
     ]
 
 
+@pytest.mark.slow
 def test_float32_gradients_agree():
     brainstate.random.seed(0)
     net = helpers.SNN()

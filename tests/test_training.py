@@ -191,12 +191,16 @@ def test_bad_trainer_arguments(make, error, message):
         make()
 
 
+def seeded_trainer(seed: int) -> helpers.Trainer:
+    """A trainer of a default network drawn after ``brainstate.random.seed(seed)``."""
+    brainstate.random.seed(seed)
+    return helpers.Trainer(helpers.SNN(), lr=1e-2)
+
+
 def test_epochs_inside_one_jit_give_the_same_losses(small_batch):
     spikes, labels = small_batch
-    brainstate.random.seed(0)
-    one_by_one = helpers.Trainer(helpers.SNN(), lr=1e-2).fit(spikes, labels, 30)
-    brainstate.random.seed(0)
-    trainer = helpers.Trainer(helpers.SNN(), lr=1e-2)
+    one_by_one = seeded_trainer(0).fit(spikes, labels, 30)
+    trainer = seeded_trainer(0)
     with helpers.count_compilations() as compiled:
         chunked = trainer.fit(spikes, labels, 30, epochs_per_call=10)
     np.testing.assert_array_equal(chunked, one_by_one)
@@ -205,10 +209,8 @@ def test_epochs_inside_one_jit_give_the_same_losses(small_batch):
 
 def test_reinitialize_equals_a_fresh_trainer_without_recompiling(small_batch):
     spikes, labels = small_batch
-    brainstate.random.seed(4)
-    fresh = helpers.Trainer(helpers.SNN(), lr=1e-2).fit(spikes, labels, 10)
-    brainstate.random.seed(0)
-    trainer = helpers.Trainer(helpers.SNN(), lr=1e-2)
+    fresh = seeded_trainer(4).fit(spikes, labels, 10)
+    trainer = seeded_trainer(0)
     trainer.fit(spikes, labels, 10)
     with helpers.count_compilations() as compiled:
         trainer.reinitialize(4)
