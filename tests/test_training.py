@@ -112,7 +112,7 @@ def test_training_learns_and_a_model_without_surrogate_does_not():
 
     frozen = helpers.SNN(surrogate=helpers.heaviside)
     w_before = np.asarray(u.get_mantissa(frozen.input_layer.weight.value["weight"]))
-    frozen_losses = helpers.fit(frozen, spikes, labels, epochs=300, lr=1e-2)
+    frozen_losses = helpers.Trainer(frozen, lr=1e-2).fit(spikes, labels, 300, epochs_per_call=300)
     w_after = np.asarray(u.get_mantissa(frozen.input_layer.weight.value["weight"]))
     np.testing.assert_array_equal(w_before, w_after)  # no gradient reaches the input layer
     assert frozen_losses[-1] > 0.6  # only the readout bias learns: the class prior
