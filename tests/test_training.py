@@ -247,6 +247,7 @@ def test_predict_agrees_with_accuracy_and_the_confusion_matrix(small_batch):
     assert matrix.sum() == 6 and np.trace(matrix) / 6 == pytest.approx(trainer.accuracy(spikes, labels))
 
 
+@pytest.mark.slow
 def test_checkpointed_loop_saves_memory_and_agrees():
     """100 steps in blocks of 10: BPTT keeps about a tenth of the states; the losses agree to rounding
     (the second loss depends on the first update, hence on the gradient)."""
