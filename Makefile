@@ -3,7 +3,7 @@ VENV   ?= .venv
 PYTHON := $(VENV)/bin/python
 export JAX_PLATFORMS ?= cpu
 
-.PHONY: env tutorial notebooks lab test bench lint clean
+.PHONY: env tutorial notebooks lab test test-unit bench lint clean
 
 env: $(VENV)/.environment.sha256
 
@@ -29,10 +29,15 @@ lab: env
 test: env
 	$(PYTHON) -m pytest
 
+## test-unit: the unit tests of helpers, scripts and benchmarks alone (no notebooks, no site, not slow)
+test-unit: env
+	$(PYTHON) -m pytest -o addopts="--strict-markers" -n 2 -m "not slow" tests --ignore=tests/test_docs.py
+
 ## bench: helpers vs the pure-JAX reference on a grid of sizes (not part of `make test`; ~20 min)
 bench: env
 	$(PYTHON) -m benchmarks.bench
 
+## lint: ruff's checks and its formatting, as CI runs them
 lint: env
 	$(VENV)/bin/ruff check helpers tests scripts benchmarks conftest.py docs/conf.py
 	$(VENV)/bin/ruff format --check helpers tests scripts benchmarks conftest.py docs/conf.py

@@ -12,9 +12,11 @@ Everything set here is inherited by the kernels that nbval starts and by the doc
   target, so every run checks that nothing depends on one CPU's rounding. ``tests/nbval_numbers.py``
   compares trained numbers within a tolerance; everything that does not depend on rounding stays exact.
   (Other architectures reject the flag, so it is set only on x86.)
-- Many tests, the notebooks and the docs build compile the same programs. A persistent JAX compilation
-  cache, fresh for each test session and shared by all its processes, lets a second compilation of a
-  program load the first one's result. Compiled programs are identical either way.
+- Notebooks 1 and 2 are executed twice per run (by nbval and by the docs build, which renders the
+  others from their stored outputs), many tests compile the same programs, and some tests start a
+  fresh interpreter. A persistent JAX compilation cache, fresh for each test session and shared by
+  all its processes, lets a later compilation of a program load the first one's result. Compiled
+  programs are identical either way.
 """
 
 import os

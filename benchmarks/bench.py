@@ -1,6 +1,6 @@
 """Benchmark: ``helpers`` against the pure-JAX reference, side by side, on a grid of sizes.
 
-    make bench                     # the full grid (about 15 minutes on 2 CPU cores)
+    make bench                     # the full grid (about 20 minutes on 2 CPU cores)
     python -m benchmarks.bench --quick
 
 For every grid point (hidden neurons x time steps x batch size; 100 inputs, 2 outputs, 5 Hz input)
@@ -33,16 +33,11 @@ import numpy as np  # noqa: E402
 
 import helpers  # noqa: E402
 from benchmarks import reference  # noqa: E402
+from helpers.diagnostics import xla_memory  # noqa: E402
 
 RESULTS = Path(__file__).resolve().parent / "results"
 GRID = {"hidden": [4, 64, 256, 1024], "steps": [100, 500], "batch": [128, 1024]}
 QUICK = {"hidden": [4, 64], "steps": [100], "batch": [128]}
-
-
-def memory_mb(compiled) -> float:
-    analysis = compiled.memory_analysis()
-    total = analysis.argument_size_in_bytes + analysis.output_size_in_bytes + analysis.temp_size_in_bytes
-    return (total - analysis.alias_size_in_bytes) / 2**20
 
 
 def epochs_per_call(steps: int, batch: int, hidden: int) -> int:
@@ -59,15 +54,15 @@ def bench_point(hidden: int, steps: int, batch: int, repeats: int) -> dict:
     params = reference.params_from(net)  # before any training: all three start from these weights
     opt = reference.adam_init(params)
     trainer = helpers.Trainer(net)
-    events = trainer._input(spikes)  # what Trainer.fit passes to its compiled program
+    events = trainer.prepare_input(spikes)  # converted once, outside the timing
     brainstate.random.seed(0)
     dense_trainer = helpers.Trainer(helpers.SNN(100, hidden, 2), event_driven=False)
 
     def run_helpers():
-        return np.asarray(trainer._steps(events, labels, n))
+        return trainer.fit(events, labels, n, epochs_per_call=n)
 
     def run_dense():
-        return np.asarray(dense_trainer._steps(spikes, labels, n))
+        return dense_trainer.fit(spikes, labels, n, epochs_per_call=n)
 
     def run_reference():
         nonlocal params, opt
@@ -92,10 +87,10 @@ def bench_point(hidden: int, steps: int, batch: int, repeats: int) -> dict:
     step_compilations = compiled.jitted // 2  # two trainers
     ms = {name: 1e3 * statistics.median(values) for name, values in times.items()}
     memory = {
-        "helpers": memory_mb(trainer._steps.lower(events, labels, n).compile()),
-        "reference": memory_mb(
+        "helpers": trainer.memory_estimate(events, labels, epochs_per_call=n)["total"],
+        "reference": xla_memory(
             reference.train_epochs.lower(params, opt, spikes, labels, n_epochs=n).compile()
-        ),
+        )["total"],
     }
     return {
         "hidden": hidden,

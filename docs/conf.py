@@ -1,8 +1,9 @@
 """Sphinx configuration of the snn-tutorial site (MyST-NB + sphinx-book-theme).
 
-The notebooks are read from ../notebooks through the ``docs/notebooks`` symlink (no copies) and
-executed at build time: ``cache`` by default (an unchanged notebook is not re-run), ``force`` in the
-test suite (``-D nb_execution_mode=force``). This file only sets options; it writes no files.
+The notebooks live in ``docs/notebooks`` (the repository's ``notebooks/`` is a symlink to it: no
+copies) and are executed at build time: ``cache`` by default (an unchanged notebook is not re-run),
+``force`` in the test suite (``-D nb_execution_mode=force``). This file only sets options; it writes
+no files.
 """
 
 import os

@@ -16,6 +16,7 @@ from helpers.data import (
     random_labels,
     split_batch,
 )
+from helpers.diagnostics import CompilationLog, count_compilations
 from helpers.events import SpikeEvents, event_input, spike_events
 from helpers.exercises import check_answer
 from helpers.model import SNN, default_input_scale, heaviside
@@ -28,19 +29,11 @@ from helpers.plotting import (
     plot_raster,
     plot_readout,
 )
-from helpers.training import (
-    READOUTS,
-    CompilationLog,
-    Trainer,
-    accuracy,
-    confusion_matrix,
-    count_compilations,
-    cross_entropy,
-    fit,
-    readout,
-)
+from helpers.readout import READOUTS, confusion_matrix, cross_entropy, readout
+from helpers.training import Trainer, accuracy, fit
 from helpers.versions import TESTED_VERSIONS, StackWarning, check_stack, print_stack, stack_versions
 
+# (helpers.readout is the function; its module, helpers/readout.py, also holds accuracy_score)
 __all__ = [
     "SNN",
     "default_input_scale",
@@ -59,12 +52,12 @@ __all__ = [
     "READOUTS",
     "readout",
     "cross_entropy",
+    "confusion_matrix",
     "Trainer",
     "fit",
     "accuracy",
     "count_compilations",
     "CompilationLog",
-    "confusion_matrix",
     "check_answer",
     "plot_raster",
     "plot_network_activity",

@@ -8,13 +8,17 @@ crash never leaves half a checkpoint). A checkpoint records the network's archit
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import brainstate
 import braintools
 import numpy as np
 
+from helpers.arraytypes import Array
 from helpers.training import Trainer
+from helpers.validation import check_instance, check_non_negative_int
 
 __all__ = ["CheckpointError", "save_checkpoint", "load_checkpoint", "read_checkpoint"]
 
@@ -34,17 +38,20 @@ def _payload(trainer: Trainer) -> dict:
 
 
 def save_checkpoint(
-    path: str | os.PathLike, trainer: Trainer, *, epoch: int, losses=None, extra=None
+    path: str | os.PathLike,
+    trainer: Trainer,
+    *,
+    epoch: int,
+    losses: Array | Sequence[float] | None = None,
+    extra: dict[str, Any] | None = None,
 ) -> Path:
     """Write the trainer's parameters, optimiser state, ``epoch`` and loss history to ``path``.
 
     ``extra`` is a dict of plain values (numbers, strings) stored alongside, e.g. the data settings.
     Returns the path written.
     """
-    if not isinstance(trainer, Trainer):
-        raise TypeError(f"trainer must be a helpers.Trainer, got {type(trainer).__name__}")
-    if isinstance(epoch, bool) or not isinstance(epoch, int) or epoch < 0:
-        raise ValueError(f"epoch must be a non-negative integer, got {epoch!r}")
+    check_instance("trainer", trainer, Trainer, "a helpers.Trainer")
+    epoch = check_non_negative_int("epoch", epoch)
     path = Path(path)
     if not path.parent.is_dir():
         raise FileNotFoundError(f"cannot save a checkpoint in {path.parent}: no such folder")
@@ -63,7 +70,7 @@ def save_checkpoint(
     return path
 
 
-def read_checkpoint(path: str | os.PathLike) -> dict:
+def read_checkpoint(path: str | os.PathLike) -> dict[str, Any]:
     """Read a checkpoint's contents as plain nested dicts, checking that it is one of ours."""
     path = Path(path)
     if not path.is_file():
@@ -88,7 +95,7 @@ def read_checkpoint(path: str | os.PathLike) -> dict:
     return raw
 
 
-def load_checkpoint(path: str | os.PathLike, trainer: Trainer) -> dict:
+def load_checkpoint(path: str | os.PathLike, trainer: Trainer) -> dict[str, Any]:
     """Restore parameters and optimiser state from ``path`` into ``trainer`` (in place).
 
     Returns ``{"epoch": int, "losses": ndarray, "config": dict, "extra": dict}``. Raises

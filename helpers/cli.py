@@ -3,8 +3,8 @@
 Trains the tutorial's network on its dataset, shows a progress bar with the current loss, and writes
 to ``--out``: ``losses.csv`` (epoch, loss), ``loss.png``, ``checkpoint.msgpack`` and ``run.json``
 (settings, results, versions). ``--resume CHECKPOINT`` continues a run to ``--epochs`` in total, with
-the data and architecture stored in the checkpoint. Nothing is written unless training succeeds, and
-every file is written to a temporary name first, then renamed.
+the architecture, readout, data settings, seed and learning rate stored in the checkpoint. Nothing is
+written unless training succeeds, and every file is written to a temporary name first, then renamed.
 """
 
 from __future__ import annotations
@@ -16,38 +16,43 @@ import json
 import os
 import sys
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+import helpers
+from helpers.readout import READOUTS
+from helpers.validation import check_non_negative_int, check_positive_int, check_positive_number
 
 DATASETS = ("random",)
+#: what ``--resume`` takes from the checkpoint's ``extra`` record, besides the architecture and readout
+RUN_SETTINGS = ("dataset", "steps", "batch", "rate", "seed", "lr")
 
 
-def _integer(minimum: int, wanted: str):
-    """An argparse type: an integer of at least ``minimum``, described as ``wanted`` in errors."""
+def _option_type(parse: Callable[[str], Any], check: Callable[[str, Any], Any], wanted: str, unparsable=""):
+    """An argparse type: ``parse`` the text, then apply a :mod:`helpers.validation` rule; a failure
+    reads "expected {wanted}" (or "expected {unparsable}" for text that does not parse at all)."""
 
-    def parse(text: str) -> int:
+    def convert(text: str):
         try:
-            value = int(text)
+            value = parse(text)
         except ValueError:
-            value = None
-        if value is None or value < minimum:
-            raise argparse.ArgumentTypeError(f"expected {wanted}, got {text!r}")
-        return value
+            raise argparse.ArgumentTypeError(f"expected {unparsable or wanted}, got {text!r}") from None
+        try:
+            return check("value", value)
+        except (TypeError, ValueError):
+            raise argparse.ArgumentTypeError(f"expected {wanted}, got {text!r}") from None
 
-    return parse
-
-
-_positive_int = _integer(1, "a positive integer")
-_non_negative_int = _integer(0, "a non-negative integer")
+    return convert
 
 
-def _positive_float(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}") from None
-    if not (value > 0 and value < float("inf")):
-        raise argparse.ArgumentTypeError(f"expected a positive, finite number, got {text!r}")
-    return value
+_positive_int = _option_type(int, check_positive_int, "a positive integer")
+_non_negative_int = _option_type(int, check_non_negative_int, "a non-negative integer")
+_positive_float = _option_type(
+    float, check_positive_number, "a positive, finite number", unparsable="a positive number"
+)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -74,7 +79,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     run.add_argument("--lr", type=_positive_float, default=3e-3, help="Adam learning rate")
     run.add_argument("--seed", type=_non_negative_int, default=0, help="seed of weights and data")
-    run.add_argument("--readout", choices=("mean", "max", "last"), default="mean", help="readout over time")
+    run.add_argument("--readout", choices=tuple(READOUTS), default="mean", help="readout over time")
     run.add_argument("--out", type=Path, default=Path("runs/train"), help="output folder")
     run.add_argument("--resume", type=Path, metavar="CHECKPOINT", help="continue from a checkpoint")
     run.add_argument("--no-progress", action="store_true", help="no progress bar")
@@ -96,39 +101,33 @@ def _write_atomically(path: Path, data: bytes) -> None:
         raise
 
 
-def train(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
+def _resume_settings(args: argparse.Namespace, parser: argparse.ArgumentParser) -> dict | None:
+    """With ``--resume``: read the checkpoint and take from it the architecture, readout and
+    :data:`RUN_SETTINGS` (data, seed, learning rate), overriding the options. Returns its contents."""
+    if args.resume is None:
+        return None
+    try:
+        resume = helpers.read_checkpoint(args.resume)
+    except (FileNotFoundError, helpers.CheckpointError) as error:
+        parser.error(f"--resume: {error}")
+    # the data and architecture come from the checkpoint, so that the run continues as it was
+    extra = resume.get("extra", {})
+    config = resume["config"]
+    for option, key in (("inputs", "n_inputs"), ("hidden", "n_hidden"), ("outputs", "n_outputs")):
+        setattr(args, option, int(config[key]))
+    for option in RUN_SETTINGS:
+        if option in extra:
+            setattr(args, option, extra[option])
+    args.readout = resume.get("readout_method", args.readout)
+    if int(resume["epoch"]) >= args.epochs:
+        parser.error(f"--epochs {args.epochs}: the checkpoint already holds {int(resume['epoch'])} epochs")
+    return resume
+
+
+def _build(args: argparse.Namespace, parser: argparse.ArgumentParser):
+    """The network, its trainer and the dataset the options describe: ``(trainer, spikes, labels)``."""
     import brainstate
     import brainunit as u
-    import matplotlib
-    import numpy as np
-    from tqdm.auto import tqdm
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    import helpers
-
-    resume = None
-    if args.resume is not None:
-        try:
-            resume = helpers.read_checkpoint(args.resume)
-        except (FileNotFoundError, helpers.CheckpointError) as error:
-            parser.error(f"--resume: {error}")
-        # the data and architecture come from the checkpoint, so that the run continues as it was
-        extra = resume.get("extra", {})
-        config = resume["config"]
-        for option, key in (("inputs", "n_inputs"), ("hidden", "n_hidden"), ("outputs", "n_outputs")):
-            setattr(args, option, int(config[key]))
-        for option in ("dataset", "steps", "batch", "rate", "seed", "lr"):
-            if option in extra:
-                setattr(args, option, extra[option])
-        args.readout = resume.get("readout_method", args.readout)
-        if int(resume["epoch"]) >= args.epochs:
-            parser.error(
-                f"--epochs {args.epochs}: the checkpoint already holds {int(resume['epoch'])} epochs"
-            )
-    if args.out.exists() and not args.out.is_dir():
-        parser.error(f"--out {args.out}: exists and is not a folder")
 
     brainstate.environ.set(dt=1.0 * u.ms)
     brainstate.random.seed(args.seed)
@@ -140,45 +139,49 @@ def train(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
         trainer = helpers.Trainer(net, lr=args.lr, readout_method=args.readout)
     except (ValueError, TypeError) as error:
         parser.error(str(error))
+    return trainer, spikes, labels
 
-    start_epoch, history = 0, np.empty(0)
-    if resume is not None:
-        try:
-            restored = helpers.load_checkpoint(args.resume, trainer)
-        except helpers.CheckpointError as error:
-            parser.error(f"--resume: {error}")
-        start_epoch, history = restored["epoch"], restored["losses"]
 
-    progress = tqdm(
-        range(start_epoch + 1, args.epochs + 1),
+def _train_with_progress(
+    trainer, spikes, labels, history: np.ndarray, start_epoch: int, epochs: int, quiet: bool
+) -> list[float]:
+    """Continue training from ``start_epoch`` to ``epochs``, one step at a time so that the progress
+    bar shows every epoch's loss; return ``history`` followed by the new losses. Raises
+    :class:`FloatingPointError` (with the epoch) if the loss becomes NaN or infinite."""
+    from tqdm.auto import tqdm
+
+    data = trainer.prepare_input(spikes)  # convert to events once, not every epoch
+    losses = list(history)
+    with tqdm(
+        range(start_epoch + 1, epochs + 1),
         desc="training",
         unit="epoch",
-        disable=args.no_progress,
+        disable=quiet,
         file=sys.stderr,
         initial=start_epoch,
-        total=args.epochs,
-    )
-    losses = list(history)
-    try:
+        total=epochs,
+    ) as progress:
         for epoch in progress:
-            losses.append(trainer.step(spikes, labels))
+            losses.append(trainer.step(data, labels))
             trainer.check_finite(np.asarray(losses[-1:]), first_epoch=epoch)
             progress.set_postfix(loss=f"{losses[-1]:.4f}", refresh=False)
-    except FloatingPointError as error:
-        progress.close()
-        print(f"error: {error}; nothing was written", file=sys.stderr)
-        return 1
-    progress.close()
-    accuracy = trainer.accuracy(spikes, labels)
+    return losses
 
-    # everything succeeded: write the outputs
+
+def _write_outputs(args: argparse.Namespace, trainer, losses: list, accuracy: float, resumed_from) -> None:
+    """Write checkpoint.msgpack, losses.csv, loss.png and run.json to ``args.out``, each atomically."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
     args.out.mkdir(parents=True, exist_ok=True)
     settings = {
         k: (str(v) if isinstance(v, Path) else v)
         for k, v in vars(args).items()
         if k not in ("command", "command_parser")
     }
-    extra = {k: settings[k] for k in ("dataset", "steps", "batch", "rate", "seed", "lr")}
+    extra = {k: settings[k] for k in RUN_SETTINGS}
     checkpoint_tmp = args.out / ".checkpoint.msgpack.tmp"
     helpers.save_checkpoint(
         checkpoint_tmp, trainer, epoch=args.epochs, losses=np.asarray(losses), extra=extra
@@ -203,13 +206,42 @@ def train(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     summary = {
         "settings": settings,
         "epochs": args.epochs,
-        "resumed_from_epoch": start_epoch if resume is not None else None,
+        "resumed_from_epoch": resumed_from,
         "final_loss": losses[-1],
         "train_accuracy": accuracy,
         "readout": args.readout,
         "versions": helpers.stack_versions(),
     }
     _write_atomically(args.out / "run.json", (json.dumps(summary, indent=2) + "\n").encode())
+
+
+def train(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
+    """The ``train`` command: options (or a checkpoint) -> training with a progress bar -> files.
+
+    Returns the exit status: 0, or 1 if training diverged (then nothing is written).
+    """
+    resume = _resume_settings(args, parser)
+    if args.out.exists() and not args.out.is_dir():
+        parser.error(f"--out {args.out}: exists and is not a folder")
+    trainer, spikes, labels = _build(args, parser)
+
+    start_epoch, history = 0, np.empty(0)
+    if resume is not None:
+        try:
+            restored = helpers.load_checkpoint(args.resume, trainer)
+        except helpers.CheckpointError as error:
+            parser.error(f"--resume: {error}")
+        start_epoch, history = restored["epoch"], restored["losses"]
+    try:
+        losses = _train_with_progress(
+            trainer, spikes, labels, history, start_epoch, args.epochs, quiet=args.no_progress
+        )
+    except FloatingPointError as error:
+        print(f"error: {error}; nothing was written", file=sys.stderr)
+        return 1
+    accuracy = trainer.accuracy(spikes, labels)
+
+    _write_outputs(args, trainer, losses, accuracy, resumed_from=start_epoch if resume is not None else None)
     print(f"final loss {losses[-1]:.4f}, training accuracy {accuracy:.4f} ({args.readout} readout)")
     print(f"wrote losses.csv, loss.png, checkpoint.msgpack and run.json to {args.out}")
     return 0

@@ -10,10 +10,19 @@ import hashlib
 
 import brainstate
 import brainunit as u
+import jax
 import jax.numpy as jnp
 import numpy as np
 
-from helpers.validation import check_positive_int, check_positive_quantity
+from helpers.arraytypes import Array
+from helpers.validation import (
+    check_non_negative_int,
+    check_positive_int,
+    check_positive_quantity,
+    check_rate_per_step,
+)
+
+Seed = int | brainstate.random.RandomState | None
 
 __all__ = [
     "poisson_spikes",
@@ -25,15 +34,20 @@ __all__ = [
 ]
 
 
-def _rng(seed) -> brainstate.random.RandomState:
+def _rng(seed: Seed) -> brainstate.random.RandomState:
     """Brainstate's global generator for ``None``, a given generator as is, else a fresh seeded one."""
     if seed is None:
         return brainstate.random.DEFAULT
     if isinstance(seed, brainstate.random.RandomState):
         return seed
-    if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
-        raise ValueError(f"seed must be a non-negative integer, a RandomState or None, got {seed!r}")
-    return brainstate.random.RandomState(seed)
+    return brainstate.random.RandomState(
+        check_non_negative_int("seed", seed, alternatives="a RandomState or None")
+    )
+
+
+def _step(dt: u.Quantity | None) -> u.Quantity:
+    """The step length: ``dt`` if given (checked), else ``brainstate.environ.get_dt()``."""
+    return brainstate.environ.get_dt() if dt is None else check_positive_quantity("dt", dt, u.ms)
 
 
 def poisson_spikes(
@@ -43,8 +57,8 @@ def poisson_spikes(
     rate: u.Quantity,
     *,
     dt: u.Quantity | None = None,
-    seed: int | brainstate.random.RandomState | None = None,
-):
+    seed: Seed = None,
+) -> jax.Array:
     """Independent Poisson (Bernoulli-per-step) spike trains, ``bool [n_steps, batch_size, n_inputs]``.
 
     Each input spikes in each step of length ``dt`` with probability ``rate * dt``.
@@ -65,17 +79,11 @@ def poisson_spikes(
     for name, value in (("n_steps", n_steps), ("batch_size", batch_size), ("n_inputs", n_inputs)):
         check_positive_int(name, value)
     check_positive_quantity("rate", rate, u.Hz)
-    dt = brainstate.environ.get_dt() if dt is None else check_positive_quantity("dt", dt, u.ms)
-    probability = float(rate * dt)
-    if probability > 1:
-        raise ValueError(
-            f"rate * dt must be a probability <= 1, got {rate} * {dt} = {probability:.3g}; "
-            "lower the rate or the step"
-        )
+    probability = check_rate_per_step("rate", rate, _step(dt))
     return _rng(seed).rand(n_steps, batch_size, n_inputs) < probability
 
 
-def random_labels(batch_size: int, *, seed: int | brainstate.random.RandomState | None = None):
+def random_labels(batch_size: int, *, seed: Seed = None) -> jax.Array:
     """Random binary labels, ``int32 [batch_size]``, each class with probability 1/2."""
     check_positive_int("batch_size", batch_size)
     return jnp.asarray(_rng(seed).rand(batch_size) < 0.5, dtype=jnp.int32)
@@ -88,8 +96,8 @@ def poisson_dataset(
     rate: u.Quantity = 5.0 * u.Hz,
     *,
     dt: u.Quantity | None = None,
-    seed: int | brainstate.random.RandomState | None = None,
-):
+    seed: Seed = None,
+) -> tuple[jax.Array, jax.Array]:
     """The original page's dataset: ``(spikes bool [T, B, N], labels int32 [B])``.
 
     Defaults: 100 steps, 128 examples, 100 inputs at 5 Hz. Spikes are drawn before labels from the
@@ -113,7 +121,7 @@ def pattern_dataset(
     drop_probability: float = 0.1,
     dt: u.Quantity | None = None,
     seed: int = 0,
-):
+) -> tuple[jax.Array, jax.Array]:
     """A learnable spike task: class-specific spike patterns hidden in Poisson noise.
 
     Each class owns a random *template*: a ``pattern_fraction`` share of the inputs, each with one
@@ -126,9 +134,10 @@ def pattern_dataset(
 
     Returns ``(spikes bool [n_steps, n_examples, n_inputs], labels int32 [n_examples])``.
     """
-    for name, value in (("n_examples", n_examples), ("n_classes", n_classes), ("n_steps", n_steps)):
+    for name, value in (
+        ("n_examples", n_examples), ("n_classes", n_classes), ("n_steps", n_steps), ("n_inputs", n_inputs)
+    ):  # fmt: skip
         check_positive_int(name, value)
-    check_positive_int("n_inputs", n_inputs)
     if n_classes < 2:
         raise ValueError(f"n_classes must be at least 2, got {n_classes}")
     check_positive_quantity("background_rate", background_rate, u.Hz)
@@ -138,12 +147,9 @@ def pattern_dataset(
         raise ValueError(f"drop_probability must be in [0, 1), got {drop_probability}")
     if not isinstance(jitter, u.Quantity) or u.get_dim(jitter) != u.get_dim(u.ms) or float(jitter / u.ms) < 0:
         raise ValueError(f"jitter must be a non-negative time, e.g. 3 * u.ms, got {jitter!r}")
-    if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
-        raise ValueError(f"seed must be a non-negative integer, got {seed!r}")
-    dt = brainstate.environ.get_dt() if dt is None else check_positive_quantity("dt", dt, u.ms)
-    probability = float(background_rate * dt)
-    if probability > 1:
-        raise ValueError(f"background_rate * dt must be a probability <= 1, got {probability:.3g}")
+    check_non_negative_int("seed", seed)
+    dt = _step(dt)
+    probability = check_rate_per_step("background_rate", background_rate, dt)
     jitter_steps = int(round(float(jitter / dt)))
 
     rng = np.random.default_rng(seed)
@@ -159,7 +165,7 @@ def pattern_dataset(
     return jnp.asarray(spikes), jnp.asarray(labels, dtype=jnp.int32)
 
 
-def split_batch(spikes, labels, *sizes: int):
+def split_batch(spikes: Array, labels: Array, *sizes: int) -> list[tuple[Array, Array]]:
     """Split ``spikes [T, B, N]`` and ``labels [B]`` along the batch into consecutive parts.
 
     ``split_batch(x, y, 256, 128, 256)`` returns ``[(x0, y0), (x1, y1), (x2, y2)]``; the sizes must

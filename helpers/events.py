@@ -18,9 +18,10 @@ import brainunit as u
 import jax
 import numpy as np
 
+from helpers.arraytypes import Array
 from helpers.validation import check_spikes
 
-__all__ = ["SpikeEvents", "spike_events", "event_input"]
+__all__ = ["SpikeEvents", "SpikeInput", "spike_events", "event_input"]
 
 
 @jax.tree_util.register_pytree_node_class
@@ -42,7 +43,7 @@ class SpikeEvents:
     :func:`spike_events`.
     """
 
-    def __init__(self, example, channel, batch_size: int, n_inputs: int):
+    def __init__(self, example: jax.Array, channel: jax.Array, batch_size: int, n_inputs: int):
         self.example = example
         self.channel = channel
         self.batch_size = int(batch_size)
@@ -73,6 +74,10 @@ class SpikeEvents:
         return dense[..., :n_inputs]
 
 
+#: What the network takes as input: dense spikes ``[T, B, N]`` or the same spikes as events.
+SpikeInput = Array | SpikeEvents
+
+
 def _padded_length(count: int) -> int:
     """Round ``count`` up to one of four lengths per octave (64, 80, 96, 112, 128, 160, ...), so that
     datasets of the same size and rate share one length and hence one compiled program."""
@@ -82,7 +87,7 @@ def _padded_length(count: int) -> int:
     return -(-count // step) * step
 
 
-def spike_events(spikes) -> SpikeEvents:
+def spike_events(spikes: SpikeInput) -> SpikeEvents:
     """Convert concrete spikes ``[T, B, N]`` (bool, or floats that are exactly 0 or 1) to events.
 
     Runs on the host, outside ``jit`` (the number of events decides the shapes). Events of a step are
@@ -95,10 +100,7 @@ def spike_events(spikes) -> SpikeEvents:
             "spike_events needs concrete spikes (it runs outside jit: the number of events sets the "
             "shapes); convert the data before calling a jitted function"
         )
-    shape = getattr(spikes, "shape", None)
-    if shape is not None and len(shape) != 3:
-        raise ValueError(f"spikes must have shape [T, B, N] (time, batch, inputs), got shape {tuple(shape)}")
-    check_spikes(spikes, shape[2] if shape is not None else 0)
+    check_spikes(spikes)  # any number of input channels
     values = np.asarray(spikes)
     if values.dtype != np.bool_:
         if not np.all((values == 0) | (values == 1)):
@@ -121,7 +123,7 @@ def spike_events(spikes) -> SpikeEvents:
     return SpikeEvents(jax.device_put(example_table), jax.device_put(channel_table), batch_size, n_inputs)
 
 
-def event_input(events_t: SpikeEvents, weight, bias=None):
+def event_input(events_t: SpikeEvents, weight: Array | u.Quantity, bias: Array | u.Quantity | None = None):
     """The input current of one step, ``[B, n_out]``: ``bias`` plus the rows of ``weight [N, n_out]``
     picked by the events ``(example, channel)`` of this step (``[K]`` each), summed per example.
 

@@ -4,10 +4,19 @@ from __future__ import annotations
 
 import numpy as np
 
+from helpers.arraytypes import Array
+
 __all__ = ["check_answer"]
 
 
-def check_answer(answer, expected, *, rtol: float = 1e-3, atol: float = 1e-6, name: str = "answer") -> None:
+def check_answer(
+    answer: float | str | Array | None,
+    expected: float | str | Array,
+    *,
+    rtol: float = 1e-3,
+    atol: float = 1e-6,
+    name: str = "answer",
+) -> None:
     """Compare ``answer`` with ``expected`` (numbers, arrays or strings) and print the verdict.
 
     ``None`` means "not answered yet". Numbers and arrays are compared with a tolerance.

@@ -12,15 +12,25 @@ All time constants are physical quantities (``brainunit``); the integration step
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
 import brainpy
 import brainstate
 import braintools
 import brainunit as u
+import jax
 import jax.numpy as jnp
+import numpy as np
 
-from helpers.events import SpikeEvents, event_input
-from helpers.validation import check_positive_int, check_positive_quantity, check_spikes
+from helpers.events import SpikeEvents, SpikeInput, event_input
+from helpers.readout import READOUTS, readout
+from helpers.validation import (
+    check_one_of,
+    check_positive_int,
+    check_positive_number,
+    check_positive_quantity,
+    check_spikes,
+)
 
 __all__ = ["SNN", "default_input_scale", "heaviside"]
 
@@ -35,7 +45,7 @@ def default_input_scale(dt: u.Quantity | None = None) -> float:
     return float(7.0 * (1.0 - u.math.exp(-dt / (1.0 * u.ms))))
 
 
-def heaviside(x):
+def heaviside(x: jax.Array) -> jax.Array:
     """The bare spike: 1 where ``x >= 0``, else 0, with the true derivative (zero everywhere).
 
     Pass it as ``SNN(surrogate=heaviside)`` to see what training does without a surrogate gradient.
@@ -72,7 +82,13 @@ class SNN(brainstate.nn.Module):
     or ``float64`` with ``jax_enable_x64``). The original page used
     ``ZeroInit``, whose weakly typed zeros become strongly typed after the first optimiser update,
     so its jitted training step compiled twice. The numbers are identical either way.
+
+    The constructor's arguments are kept once, in :attr:`init_kwargs`; :attr:`config` describes the
+    same settings in plain numbers for checkpoints.
     """
+
+    # compiled predictors (see predict) are a cache, not part of the network's graph of states
+    graph_invisible_attrs = ("_predictors",)
 
     def __init__(
         self,
@@ -96,27 +112,17 @@ class SNN(brainstate.nn.Module):
         check_positive_quantity("v_threshold", v_threshold, u.mV)
         if input_scale is None:
             input_scale = default_input_scale()
-        elif not (isinstance(input_scale, (int, float)) and input_scale > 0):
-            raise ValueError(f"input_scale must be a positive number, got {input_scale!r}")
+        else:
+            check_positive_number("input_scale", input_scale)
         self.v_threshold = v_threshold
-        # the arguments, to build an identical network (see Trainer.reinitialize)
-        self.init_kwargs = dict(
+        #: the constructor's arguments (``input_scale`` resolved), to build an identical network
+        #: with ``SNN(**net.init_kwargs)`` (see :meth:`helpers.Trainer.reinitialize`)
+        self.init_kwargs: dict[str, Any] = dict(
             n_inputs=n_inputs, n_hidden=n_hidden, n_outputs=n_outputs, tau_syn=tau_syn, tau_mem=tau_mem,
             tau_out=tau_out, v_threshold=v_threshold, surrogate=surrogate, input_scale=input_scale,
         )  # fmt: skip
+        self._predictors: dict[str, Callable] = {}  # readout method -> compiled predictor (see predict)
         spike_fn = braintools.surrogate.ReluGrad() if surrogate is None else surrogate
-        #: plain-number description of the architecture, stored in checkpoints and checked on load
-        self.config = {
-            "n_inputs": self.n_inputs,
-            "n_hidden": self.n_hidden,
-            "n_outputs": self.n_outputs,
-            "tau_syn_ms": float(tau_syn.to_decimal(u.ms)),
-            "tau_mem_ms": float(tau_mem.to_decimal(u.ms)),
-            "tau_out_ms": float(tau_out.to_decimal(u.ms)),
-            "v_threshold_mV": float(v_threshold.to_decimal(u.mV)),
-            "input_scale": float(input_scale),
-            "surrogate": getattr(spike_fn, "__name__", repr(spike_fn)),
-        }
 
         float_type = brainstate.environ.dftype()
         zero_bias_mA = braintools.init.Constant(jnp.zeros((), float_type) * u.mA)
@@ -148,7 +154,25 @@ class SNN(brainstate.nn.Module):
             n_outputs, tau=tau_out, g_initializer=braintools.init.Constant(0.0)
         )
 
-    def update(self, spikes_t):
+    @property
+    def config(self) -> dict[str, int | float | str]:
+        """The architecture in plain numbers (times in ms, voltages in mV), derived from
+        :attr:`init_kwargs`: stored in checkpoints and compared on load."""
+        kwargs = self.init_kwargs
+        spike_fn = self.neurons.spk_fun
+        return {
+            "n_inputs": self.n_inputs,
+            "n_hidden": self.n_hidden,
+            "n_outputs": self.n_outputs,
+            "tau_syn_ms": float(kwargs["tau_syn"].to_decimal(u.ms)),
+            "tau_mem_ms": float(kwargs["tau_mem"].to_decimal(u.ms)),
+            "tau_out_ms": float(kwargs["tau_out"].to_decimal(u.ms)),
+            "v_threshold_mV": float(kwargs["v_threshold"].to_decimal(u.mV)),
+            "input_scale": float(kwargs["input_scale"]),
+            "surrogate": getattr(spike_fn, "__name__", repr(spike_fn)),
+        }
+
+    def update(self, spikes_t: SpikeInput) -> jax.Array:
         """Advance the network by one step ``dt``; return the readout ``[B, n_outputs]``.
 
         ``spikes_t`` is one step of dense spikes ``[B, n_inputs]`` or of :class:`~helpers.SpikeEvents`.
@@ -162,7 +186,7 @@ class SNN(brainstate.nn.Module):
         hidden_spikes = self.neurons(current)
         return self.readout(self.readout_layer(hidden_spikes))
 
-    def simulate(self, spikes, *, checkpoint_base: int | None = None):
+    def simulate(self, spikes: SpikeInput, *, checkpoint_base: int | None = None) -> jax.Array:
         """Run the network from a fresh state over ``spikes [T, B, n_inputs]``.
 
         Returns the readout at every step, ``[T, B, n_outputs]``. Works inside ``jit`` and ``grad``.
@@ -179,7 +203,7 @@ class SNN(brainstate.nn.Module):
         check_positive_int("checkpoint_base", checkpoint_base)
         return brainstate.transform.checkpointed_for_loop(self.update, spikes, base=checkpoint_base)
 
-    def record(self, spikes) -> dict:
+    def record(self, spikes: SpikeInput) -> dict[str, jax.Array]:
         """Run like :meth:`simulate`, recording every internal variable over time.
 
         Returns a dict of arrays ``[T, B, ...]``: ``current`` (synaptic current, mA), ``voltage``
@@ -196,7 +220,23 @@ class SNN(brainstate.nn.Module):
         current, voltage, hidden, output = brainstate.transform.for_loop(step, spikes)
         return {"current": current, "voltage": voltage, "spikes": hidden, "output": output}
 
-    def check_input(self, spikes) -> None:
+    def predict(self, spikes: SpikeInput, readout_method: str = "mean") -> np.ndarray:
+        """The predicted class of every example, ``int [B]``: the largest logit after reading the
+        readout out over time with ``readout_method`` (see :data:`helpers.READOUTS`).
+
+        The forward pass is compiled once per readout method (and input shape) and kept on this
+        network, so it is freed with the network. :func:`helpers.accuracy` and the ``predict`` and
+        ``accuracy`` of a :class:`helpers.Trainer` all run it.
+        """
+        check_one_of("readout_method", readout_method, READOUTS)
+        self.check_input(spikes)
+        if readout_method not in self._predictors:
+            self._predictors[readout_method] = brainstate.transform.jit(
+                lambda data: u.math.argmax(readout(self.simulate(data), readout_method), axis=1)
+            )
+        return np.asarray(self._predictors[readout_method](spikes))
+
+    def check_input(self, spikes: SpikeInput) -> None:
         """Raise a clear error unless ``spikes`` fit this network: ``[T, B, n_inputs]`` 0/1 spikes, or
         :class:`~helpers.SpikeEvents` made from such spikes."""
         if isinstance(spikes, SpikeEvents):

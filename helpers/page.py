@@ -15,7 +15,7 @@ import braintools
 import brainunit as u
 import numpy as np
 
-from helpers.training import count_compilations
+from helpers.diagnostics import count_compilations
 from helpers.validation import check_positive_int
 
 __all__ = ["PAGE_PRINTED", "run_page_recipe"]

@@ -12,6 +12,10 @@ import brainstate
 import brainunit as u
 import matplotlib.pyplot as plt
 import numpy as np
+from matplotlib.axes import Axes
+from matplotlib.figure import Figure
+
+from helpers.arraytypes import Array
 
 __all__ = [
     "plot_raster",
@@ -32,7 +36,15 @@ def _plain(x, unit=None) -> np.ndarray:
     return np.asarray(x.to_decimal(unit) if isinstance(x, u.Quantity) else x)
 
 
-def plot_raster(spikes, example: int = 0, *, ax=None, dt=None, color="k", ylabel="input channel"):
+def plot_raster(
+    spikes: Array,
+    example: int = 0,
+    *,
+    ax: Axes | None = None,
+    dt: u.Quantity | None = None,
+    color: str = "k",
+    ylabel: str = "input channel",
+) -> Axes:
     """Raster of one example's spikes ``[T, B, N]`` (or ``[T, N]``): one row per channel or neuron."""
     spikes = _plain(spikes)
     if spikes.ndim == 3:
@@ -50,7 +62,14 @@ def plot_raster(spikes, example: int = 0, *, ax=None, dt=None, color="k", ylabel
     return ax
 
 
-def plot_readout(output, example: int = 0, *, ax=None, dt=None, labels: Sequence[str] | None = None):
+def plot_readout(
+    output: Array,
+    example: int = 0,
+    *,
+    ax: Axes | None = None,
+    dt: u.Quantity | None = None,
+    labels: Sequence[str] | None = None,
+) -> Axes:
     """Readout traces ``[T, B, C]`` of one example, one line per class."""
     output = _plain(output)[:, example]
     ax = ax or plt.figure(figsize=(7, 2.5)).gca()
@@ -63,7 +82,14 @@ def plot_readout(output, example: int = 0, *, ax=None, dt=None, labels: Sequence
     return ax
 
 
-def plot_network_activity(inputs, traces: dict, example: int = 0, *, v_threshold=1.0 * u.mV, dt=None):
+def plot_network_activity(
+    inputs: Array,
+    traces: dict[str, Array],
+    example: int = 0,
+    *,
+    v_threshold: u.Quantity = 1.0 * u.mV,
+    dt: u.Quantity | None = None,
+) -> Figure:
     """Four stacked panels for one example: input raster, synaptic current, membrane potential
     with threshold and spikes, and readout. ``traces`` is what :meth:`helpers.SNN.record` returns."""
     fig, axes = plt.subplots(4, 1, figsize=(7.5, 8), sharex=True, height_ratios=[1.4, 1, 1.3, 1])
@@ -92,7 +118,9 @@ def plot_network_activity(inputs, traces: dict, example: int = 0, *, v_threshold
     return fig
 
 
-def plot_loss(losses, *, ax=None, label=None, log: bool = False):
+def plot_loss(
+    losses: Array | Sequence[float], *, ax: Axes | None = None, label: str | None = None, log: bool = False
+) -> Axes:
     """Training loss per epoch (nats); ``log`` puts the loss axis on a log scale."""
     losses = np.asarray(losses)
     ax = ax or plt.figure(figsize=(6.5, 3.5)).gca()
@@ -106,7 +134,9 @@ def plot_loss(losses, *, ax=None, label=None, log: bool = False):
     return ax
 
 
-def plot_history(history: dict, *, axes=None, label: str | None = None):
+def plot_history(
+    history: dict[str, Array], *, axes: Sequence[Axes] | None = None, label: str | None = None
+) -> Sequence[Axes]:
     """Loss and accuracy over epochs from :meth:`helpers.Trainer.fit_history`, training (solid) and
     validation (dashed) in two panels."""
     if axes is None:
@@ -124,7 +154,7 @@ def plot_history(history: dict, *, axes=None, label: str | None = None):
     return axes
 
 
-def plot_confusion(matrix, *, ax=None, title: str | None = None):
+def plot_confusion(matrix: Array, *, ax: Axes | None = None, title: str | None = None) -> Axes:
     """A confusion matrix (row = true class, column = predicted), with the count in each cell."""
     matrix = np.asarray(matrix)
     ax = ax or plt.figure(figsize=(3.6, 3.2)).gca()

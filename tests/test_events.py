@@ -6,7 +6,6 @@ import numpy as np
 import pytest
 
 import helpers
-from helpers.events import _padded_length
 
 
 def test_events_stand_for_exactly_the_dense_spikes():
@@ -23,8 +22,17 @@ def test_events_stand_for_exactly_the_dense_spikes():
     np.testing.assert_array_equal(as_float.channel, events.channel)
 
 
-def test_padded_length_has_four_sizes_per_octave():
-    assert [_padded_length(n) for n in (0, 1, 16, 17, 64, 65, 82, 96, 97, 128, 129, 578)] == [
+def slots_per_step(busiest_step: int) -> int:
+    """The padded number of event slots per step for spikes whose busiest step has that many events."""
+    spikes = np.zeros((2, 1, 700), bool)
+    spikes[0, 0, :busiest_step] = True
+    spikes[1, 0, :1] = True
+    return helpers.spike_events(spikes).example.shape[1]
+
+
+def test_steps_are_padded_to_four_lengths_per_octave():
+    """So that datasets of similar size and rate share one length, hence one compiled program."""
+    assert [slots_per_step(n) for n in (0, 1, 16, 17, 64, 65, 82, 96, 97, 128, 129, 578)] == [
         16, 16, 16, 20, 64, 80, 96, 96, 112, 128, 160, 640
     ]  # fmt: skip
 
@@ -42,7 +50,7 @@ def test_event_input_equals_the_dense_product_with_units():
     np.testing.assert_allclose(u.get_mantissa(current), u.get_mantissa(expected), rtol=1e-6, atol=1e-6)
 
 
-@pytest.mark.parametrize("hidden, batch", [(4, 128), (32, 300)])
+@pytest.mark.parametrize("hidden, batch", [(4, 128), pytest.param(32, 300, marks=pytest.mark.slow)])
 def test_simulate_on_events_equals_dense_and_so_do_gradients(hidden, batch):
     brainstate.random.seed(3)
     net = helpers.SNN(100, hidden, 2)
@@ -74,25 +82,11 @@ def test_a_batch_without_a_single_spike():
     np.testing.assert_array_equal(net.simulate(events), net.simulate(np.zeros((5, 4, 10), bool)))
 
 
-def test_trainer_converts_a_jax_array_once_and_trains_both_ways_alike():
-    brainstate.random.seed(0)
-    spikes, labels = helpers.poisson_dataset(n_steps=40, batch_size=32, seed=2)
-    trainer = helpers.Trainer(helpers.SNN())
-    assert trainer._input(spikes) is trainer._input(spikes)
-    assert isinstance(trainer._input(np.asarray(spikes)), helpers.SpikeEvents)
-    dense = helpers.Trainer(helpers.SNN(), event_driven=False)
-    assert dense._input(spikes) is spikes
-    dense.reinitialize(0), trainer.reinitialize(0)
-    np.testing.assert_allclose(trainer.fit(spikes, labels, 20), dense.fit(spikes, labels, 20), rtol=1e-5)
-
-
 def test_bad_events_input():
     with pytest.raises(ValueError, match="only 0 and 1"):
         helpers.spike_events(np.full((3, 2, 4), 0.5, np.float32))
     with pytest.raises(ValueError, match=r"shape \[T, B, N\]"):
         helpers.spike_events(np.zeros((3, 4), bool))
-    with pytest.raises(ValueError, match="NaN"):
-        helpers.spike_events(np.full((3, 2, 4), np.nan, np.float32))
     with pytest.raises(TypeError, match="concrete spikes"):
         jax.jit(helpers.spike_events)(jnp.zeros((3, 2, 4), bool))
     events = helpers.spike_events(np.zeros((3, 2, 7), bool))
@@ -103,7 +97,3 @@ def test_bad_events_input():
     with pytest.raises(ValueError, match=r"only 0 and 1.*event_driven=False"):
         helpers.Trainer(helpers.SNN()).loss(graded, labels)
     assert np.isfinite(helpers.Trainer(helpers.SNN(), event_driven=False).loss(graded, labels))
-    with pytest.raises(TypeError, match="event_driven must be True or False"):
-        helpers.Trainer(helpers.SNN(), event_driven="yes")
-    with pytest.raises(ValueError, match="batch mismatch"):
-        helpers.Trainer(helpers.SNN()).loss(np.zeros((3, 2, 100), bool), jnp.zeros(5, jnp.int32))

@@ -1,13 +1,16 @@
-"""An inventory of bad input, to the helpers and to the command-line trainer.
+"""helpers.cli: the command-line trainer, end to end, and every bad option it refuses.
 
-Each case asserts the message a user sees, and that nothing was written, not even half a file.
+Each bad-option case asserts the message a user sees, and that nothing was written, not even half a file.
 """
 
+import csv
+import json
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import brainstate
-import brainunit as u
-import jax.numpy as jnp
 import pytest
 
 import helpers
@@ -96,37 +99,80 @@ def test_cli_succeeds_on_good_options(checkpoint, tmp_path, capsys):
     ]
 
 
-HELPER_CASES = [
-    ("spikes of the wrong width", lambda: helpers.SNN().simulate(jnp.zeros((5, 2, 99), bool)),
-     ValueError, "99 input channels but the network expects n_inputs=100"),
-    ("integer spikes", lambda: helpers.SNN().simulate(jnp.zeros((5, 2, 100), jnp.int32)),
-     TypeError, "bool or floating point"),
-    ("NaN in the spikes", lambda: helpers.SNN().simulate(jnp.full((5, 2, 100), jnp.nan)),
-     ValueError, "NaN or infinite"),
-    ("labels out of range",
-     lambda: helpers.accuracy(helpers.SNN(), jnp.zeros((5, 2, 100)), jnp.array([0, 2])),
-     ValueError, r"labels must lie in \[0, 1\]"),
-    ("batch mismatch", lambda: helpers.fit(helpers.SNN(), jnp.zeros((5, 2, 100)), jnp.array([0, 1, 1])),
-     ValueError, "batch mismatch: spikes hold 2 examples but labels hold 3"),
-    ("time constant without units", lambda: helpers.SNN(tau_mem=20.0),
-     TypeError, "tau_mem must be a quantity with units of"),
-    ("negative rate", lambda: helpers.poisson_dataset(rate=-1 * u.Hz),
-     ValueError, "rate must be a positive, finite scalar"),
-    ("zero steps", lambda: helpers.poisson_spikes(0, 2, 3, 5 * u.Hz),
-     ValueError, "n_steps must be a positive integer"),
-]  # fmt: skip
+def cli(*args, cwd=None):
+    env = {**os.environ, "JAX_PLATFORMS": "cpu"}
+    command = [sys.executable, "-m", "helpers", *args]
+    return subprocess.run(command, capture_output=True, text=True, env=env, cwd=cwd, timeout=300)
 
 
-@pytest.mark.parametrize("case, call, error, message", HELPER_CASES, ids=[c[0] for c in HELPER_CASES])
-def test_helpers_bad_input(case, call, error, message):
-    with pytest.raises(error, match=message):
-        call()
+def read_losses(folder: Path) -> list[float]:
+    with open(folder / "losses.csv") as stream:
+        rows = list(csv.reader(stream))
+    assert rows[0] == ["epoch", "loss"]
+    assert [int(r[0]) for r in rows[1:]] == list(range(1, len(rows)))
+    return [float(r[1]) for r in rows[1:]]
 
 
-def test_checkpoint_into_a_missing_folder_writes_nothing(tmp_path):
-    trainer = helpers.Trainer(helpers.SNN())
-    with pytest.raises(FileNotFoundError, match="no such folder"):
-        helpers.save_checkpoint(tmp_path / "missing" / "c.msgpack", trainer, epoch=0)
-    with pytest.raises(ValueError, match="epoch must be a non-negative integer"):
-        helpers.save_checkpoint(tmp_path / "c.msgpack", trainer, epoch=-1)
-    assert list(tmp_path.iterdir()) == []
+@pytest.mark.slow
+def test_a_run_as_a_user_types_it(tmp_path):
+    """python -m helpers train in a fresh interpreter: progress bar, summary line, the four files."""
+    result = cli("train", "--steps", "20", "--batch", "8", "--epochs", "5", "--out", str(tmp_path / "a"))
+    assert result.returncode == 0, result.stderr
+    assert "training" in result.stderr and "loss=" in result.stderr  # the progress bar
+    assert "final loss" in result.stdout
+    assert sorted(p.name for p in (tmp_path / "a").iterdir()) == [
+        "checkpoint.msgpack",
+        "loss.png",
+        "losses.csv",
+        "run.json",
+    ]
+    assert (tmp_path / "a" / "loss.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    summary = json.loads((tmp_path / "a" / "run.json").read_text())
+    assert summary["epochs"] == 5 and summary["versions"] == helpers.stack_versions()
+    assert len(read_losses(tmp_path / "a")) == 5
+
+
+def test_resume_continues_the_same_history_with_the_checkpoints_settings(tmp_path):
+    """--resume takes data, seed and learning rate from the checkpoint: a resumed run equals a straight
+    one bit for bit, though the resuming command names none of those options."""
+    common = [
+        "--steps",
+        "40",
+        "--batch",
+        "16",
+        "--rate",
+        "20",
+        "--seed",
+        "3",
+        "--lr",
+        "0.01",
+        "--no-progress",
+    ]
+    assert cli_main(["train", *common, "--epochs", "15", "--out", str(tmp_path / "a")]) == 0
+    checkpoint = str(tmp_path / "a" / "checkpoint.msgpack")
+    resume = [
+        "train",
+        "--resume",
+        checkpoint,
+        "--epochs",
+        "25",
+        "--out",
+        str(tmp_path / "b"),
+        "--no-progress",
+    ]
+    assert cli_main(resume) == 0
+    assert cli_main(["train", *common, "--epochs", "25", "--out", str(tmp_path / "c")]) == 0
+    assert read_losses(tmp_path / "b") == read_losses(tmp_path / "c")
+    assert read_losses(tmp_path / "b")[:15] == read_losses(tmp_path / "a")
+    summary = json.loads((tmp_path / "b" / "run.json").read_text())
+    assert summary["resumed_from_epoch"] == 15 and summary["settings"]["lr"] == 0.01
+
+
+def test_command_line_divergence_writes_nothing(tmp_path, capsys):
+    assert (
+        cli_main(["train", "--lr", "1e30", "--epochs", "20", "--out", str(tmp_path / "out"), "--no-progress"])
+        == 1
+    )
+    err = capsys.readouterr().err
+    assert "the loss became" in err and "at epoch 2" in err and "nothing was written" in err
+    assert not (tmp_path / "out").exists()
