@@ -247,3 +247,93 @@ class SNN(brainstate.nn.Module):
                 )
         else:
             check_spikes(spikes, self.n_inputs)
+
+
+# -- additions for notebooks 3 and 5: a reset that passes no gradient, a backward pass chosen at run time
+
+
+class DetachedResetLIF(brainpy.state.LIF):
+    """``brainpy.state.LIF`` whose soft reset passes no gradient (SpyTorch's ``out.detach()``).
+
+    brainpy's LIF subtracts ``(V_th - V_reset) * s`` after a spike ``s``, and ``grad`` differentiates that
+    term too: through the surrogate, a spike tells the gradient that firing lowers the next potential.
+    Here the reset uses ``stop_gradient(s)``: the same forward pass, bit for bit, but the gradient sees
+    the reset as a constant. The update is brainpy 0.1.0's ``LIF.update`` with that one change.
+    """
+
+    def update(self, x=0.0 * u.mA):
+        last_v = self.V.value
+        last_spike = jax.lax.stop_gradient(self.get_spike(last_v))  # the only change
+        v = last_v - (self.V_th - self.V_reset) * last_spike
+        v = brainstate.nn.exp_euler_step(
+            lambda v: (-v + self.V_rest + self.R * self.sum_current_inputs(x, v)) / self.tau, v
+        )
+        self.V.value = self.sum_delta_inputs(v)
+        return self.get_spike(self.V.value)
+
+
+def detach_reset(net: SNN) -> SNN:
+    """Replace ``net``'s LIF layer by a :class:`DetachedResetLIF` with the same settings; return ``net``.
+
+    The forward pass is unchanged; only the gradient through the reset is cut. The weights are kept
+    (the LIF layer has none), so a :class:`~helpers.Trainer` made afterwards trains the detached network.
+    """
+    if not isinstance(net, SNN):
+        raise TypeError(f"net must be a helpers.SNN, got {type(net).__name__}")
+    old = net.neurons
+    net.neurons = DetachedResetLIF(
+        net.n_hidden, tau=old.tau, V_rest=old.V_rest, V_reset=old.V_reset, V_th=old.V_th, spk_fun=old.spk_fun
+    )
+    return net
+
+
+class SwitchableSurrogate:
+    """A spike function whose surrogate derivative is chosen at run time, without recompiling.
+
+    The forward pass is the Heaviside step. The backward pass is ``sum_k w[k] * surrogates[k]'(x)``
+    with the weights ``w`` held in a ``brainstate.State`` (:attr:`weights`): :meth:`select` one
+    surrogate by index (a one-hot ``w``), or ``None`` for the true derivative, zero. A jitted training
+    step reads the state as an input, so one compiled step trains with every choice, and under
+    ``vmap`` every run can have its own. With a one-hot ``w`` the gradient is that of the chosen
+    surrogate (the other terms add exact zeros).
+    """
+
+    def __init__(self, surrogates):
+        self.surrogates = tuple(surrogates)
+        if not self.surrogates:
+            raise ValueError("give at least one surrogate")
+        for fn in self.surrogates:
+            if not callable(getattr(fn, "surrogate_grad", None)):
+                raise TypeError(f"{fn!r} has no surrogate_grad(x): use braintools.surrogate objects")
+        self.__name__ = "SwitchableSurrogate"
+        self.weights = brainstate.State(jnp.zeros(len(self.surrogates), brainstate.environ.dftype()))
+        surrogates = self.surrogates
+
+        @jax.custom_vjp
+        def spike(x, w):
+            return jnp.asarray(x >= 0, dtype=x.dtype)
+
+        def forward(x, w):
+            return spike(x, w), (x, w)
+
+        def backward(residuals, g):
+            x, w = residuals
+            derivative = sum(w[k] * fn.surrogate_grad(x) for k, fn in enumerate(surrogates))
+            return g * derivative, jnp.zeros_like(w)
+
+        spike.defvjp(forward, backward)
+        self._spike = spike
+
+    def one_hot(self, index: int | None):
+        """The weights that select surrogate ``index`` (``None``: none, the true derivative)."""
+        w = np.zeros(len(self.surrogates))
+        if index is not None:
+            w[index] = 1.0
+        return jnp.asarray(w, self.weights.value.dtype)
+
+    def select(self, index: int | None) -> None:
+        """Use surrogate ``index`` in the backward pass from now on (``None``: the true derivative, 0)."""
+        self.weights.value = self.one_hot(index)
+
+    def __call__(self, x):
+        return self._spike(u.maybe_decimal(x), self.weights.value)

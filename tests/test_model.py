@@ -123,3 +123,72 @@ def test_the_network_checks_its_input():
             run(jnp.zeros((10, 2, 50), bool))
     with pytest.raises(ValueError, match="readout_method must be one of"):
         net.predict(jnp.zeros((10, 2, 100), bool), "median")
+
+
+# -- DetachedResetLIF / detach_reset and SwitchableSurrogate (notebooks 3 and 5)
+
+
+def _tiny_net(detached=False):
+    from helpers.model import detach_reset
+
+    net = helpers.SNN(n_inputs=2, n_hidden=1, n_outputs=2)
+    if detached:
+        detach_reset(net)
+    net.input_layer.weight.value = {"weight": jnp.array([[10.0], [6.0]]) * u.mA, "bias": jnp.zeros(1) * u.mA}
+    net.readout_layer.weight.value = {"weight": jnp.array([[0.5, -0.5]]), "bias": jnp.zeros(2)}
+    return net
+
+
+def _input_gradient(net, spikes, labels):
+    params = net.states(brainstate.ParamState)
+
+    def loss():
+        return helpers.cross_entropy(helpers.readout(net.simulate(spikes)), labels)
+
+    grads = brainstate.transform.grad(loss, params)()
+    return np.asarray(u.get_mantissa(grads[("input_layer", "weight")]["weight"]))
+
+
+def test_detached_reset_keeps_the_forward_pass_and_cuts_only_the_reset_gradient():
+    spikes = jnp.array([[[1.0, 1.0]], [[1.0, 0.0]], [[0.0, 1.0]]])
+    labels = jnp.array([1])
+    soft, detached = _tiny_net(), _tiny_net(detached=True)
+    assert isinstance(detached.neurons, helpers.model.DetachedResetLIF)
+    assert detached.n_hidden == 1 and float(detached.neurons.tau.to_decimal(u.ms)) == 20.0
+    soft_trace, detached_trace = soft.record(spikes), detached.record(spikes)
+    for key in ("voltage", "spikes", "output"):
+        a, b = u.get_mantissa(soft_trace[key]), u.get_mantissa(detached_trace[key])
+        assert np.array_equal(np.asarray(a), np.asarray(b))
+    assert np.asarray(soft_trace["spikes"]).sum() == 2  # the reset happens, so its gradient path matters
+    g_soft, g_detached = _input_gradient(soft, spikes, labels), _input_gradient(detached, spikes, labels)
+    assert np.all(np.abs(g_soft) > 1e-4) and not np.allclose(g_soft, g_detached, rtol=1e-3)
+    # by hand (notebook 3): the detached gradient is the soft one without the -beta * theta * s' * Vbar term
+    np.testing.assert_allclose(g_detached.ravel(), [0.00874219, 0.0083116], rtol=1e-4)
+    np.testing.assert_allclose(g_soft.ravel(), [0.00864631, 0.00821571], rtol=1e-4)
+    with pytest.raises(TypeError, match="helpers.SNN"):
+        helpers.model.detach_reset("net")
+
+
+def test_switchable_surrogate_trains_like_the_surrogate_it_selects():
+    import braintools
+
+    from helpers.model import SwitchableSurrogate
+
+    S = braintools.surrogate
+    switch = SwitchableSurrogate([S.ReluGrad(), S.Sigmoid()])
+    x = jnp.linspace(-2.0, 2.0, 41)
+    assert np.array_equal(switch(x), helpers.heaviside(x))
+    for index, fn in ((0, S.ReluGrad()), (1, S.Sigmoid()), (None, helpers.heaviside)):
+        switch.select(index)
+        np.testing.assert_array_equal(jax.vmap(jax.grad(switch))(x), jax.vmap(jax.grad(fn))(x))
+    spikes, labels = helpers.poisson_dataset(n_steps=30, batch_size=16, seed=3)
+    switch.select(1)
+    brainstate.random.seed(0)
+    switched = helpers.Trainer(helpers.SNN(surrogate=switch)).fit(spikes, labels, 20, epochs_per_call=20)
+    brainstate.random.seed(0)
+    direct = helpers.Trainer(helpers.SNN(surrogate=S.Sigmoid())).fit(spikes, labels, 20, epochs_per_call=20)
+    np.testing.assert_array_equal(switched, direct)
+    with pytest.raises(TypeError, match="surrogate_grad"):
+        SwitchableSurrogate([helpers.heaviside])
+    with pytest.raises(ValueError, match="at least one"):
+        SwitchableSurrogate([])

@@ -90,11 +90,15 @@ def test_exercises_have_self_checks_and_hidden_solutions(ipynb):
     solutions = [c for c in code if "".join(c["source"]).startswith("# Solution")]
     assert len(solutions) == len(exercises)
     for cell in solutions:
-        assert "hide-input" in cell["metadata"].get("tags", []), "solutions are collapsed in the docs"
+        tags = cell["metadata"].get("tags", [])
+        assert "hide-cell" in tags or "hide-input" in tags, "solutions are collapsed in the docs"
         assert cell["metadata"].get("jupyter", {}).get("source_hidden"), "and in Jupyter"
         assert cell["metadata"]["mystnb"]["code_prompt_show"] == "Show the solution"
         outputs = "".join("".join(o.get("text", [])) for o in cell["outputs"])
         assert outputs.rstrip().endswith("correct") and "not yet" not in outputs
+        if "hide-cell" in tags:  # the solution's output is hidden with it, and gives only the verdict
+            assert cell["metadata"]["jupyter"].get("outputs_hidden"), "its output is hidden in Jupyter too"
+            assert re.fullmatch(r"exercise \d: correct\n", outputs), outputs
     checks = [c for c in code if "helpers.check_answer(" in "".join(c["source"])]
     assert len(checks) >= 2 * len(exercises)  # one after the reader's cell, one in the solution
 

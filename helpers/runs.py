@@ -1,0 +1,128 @@
+"""Many training runs side by side: one compiled program, ``vmap``-ped over runs.
+
+A claim such as "surrogate A learns faster than B" needs several seeds per setting. Training them one
+after the other costs one compilation per setting and one host round trip per run; here every run is
+one lane of ``brainstate.transform.vmap2`` over the trainer's own training step: the weights, Adam's
+state and any extra state (a :class:`~helpers.model.SwitchableSurrogate`'s weights) get a leading run
+axis, and all runs train at once inside one ``jit``.
+
+Batched matrix products sum in another order than single ones, so a run here matches the same seed
+trained alone to rounding (identical at first, apart after many epochs like any rounding difference),
+not bit for bit.
+"""
+
+from __future__ import annotations
+
+import brainstate
+import brainunit as u
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from helpers.training import Trainer, readout
+from helpers.validation import check_positive_int
+
+__all__ = ["fit_runs"]
+
+
+def _stack(values):
+    return jax.tree.map(lambda *xs: jnp.stack(xs), *values)
+
+
+def fit_runs(
+    trainer: Trainer,
+    seeds,
+    train,
+    epochs: int,
+    *,
+    evaluate: dict | None = None,
+    states=(),
+    values=None,
+    per_run_data: bool = False,
+) -> dict:
+    """Train one run per seed at once; return their loss histories and accuracies.
+
+    Parameters
+    ----------
+    trainer
+        Its network, optimiser and readout define every run; run ``i`` starts from the weights of
+        ``trainer.reinitialize(seeds[i])``. The trainer's own weights are left as they were.
+    seeds
+        One non-negative integer per run (repeats allowed, e.g. the same weights with other states).
+    train
+        ``(spikes [T, B, N], labels [B])`` shared by all runs, or with ``per_run_data=True``
+        ``(spikes [R, T, B, N], labels [R, B])``, one dataset per run.
+    epochs
+        Full-batch epochs per run.
+    evaluate
+        ``{name: (spikes, labels)}``: after training, each run's accuracy on these sets (shared by all
+        runs, or one per run with ``per_run_data``), without training on them.
+    states, values
+        Extra ``brainstate.State`` objects with one value per run: ``values[j][i]`` is the value of
+        ``states[j]`` in run ``i`` (for example ``SwitchableSurrogate.weights``).
+
+    Returns
+    -------
+    dict of NumPy arrays: ``losses [R, epochs]`` (the loss before each update), ``train_accuracy [R]``
+    and ``<name>_accuracy [R]`` for every evaluated set.
+    """
+    check_positive_int("epochs", epochs)
+    seeds = [int(s) for s in seeds]
+    if not seeds:
+        raise ValueError("give at least one seed")
+    states, values = list(states), list(values or [])
+    if len(values) != len(states) or any(len(v) != len(seeds) for v in values):
+        raise ValueError("values must hold, for every state, one value per run")
+    evaluate = dict(evaluate or {})
+    sets = {"train": train} | evaluate
+    if per_run_data:
+        for name, (x, y) in sets.items():
+            if x.ndim != 4 or x.shape[0] != len(seeds) or y.shape[:1] != (len(seeds),):
+                raise ValueError(
+                    f"per_run_data: {name} must be (spikes [R, T, B, N], labels [R, B]) with R = {len(seeds)}"
+                )
+            trainer.net.check_input(x[0])
+        data = {name: (jnp.asarray(x), jnp.asarray(y)) for name, (x, y) in sets.items()}
+    else:  # shared: checked once, events when the trainer is event-driven
+        data = {name: (trainer._check(x, y), y) for name, (x, y) in sets.items()}
+
+    opt = trainer.optimizer
+    run_states = [*trainer.params.values(), opt.opt_state, opt.step_count, *states]
+    saved = [s.value for s in run_states]
+    per_seed = []
+    for seed in seeds:
+        trainer.reinitialize(seed)
+        per_seed.append([s.value for s in run_states[: len(run_states) - len(states)]])
+    initial = [_stack(column) for column in zip(*per_seed, strict=True)]
+    initial += [_stack([jnp.asarray(v) for v in column]) for column in values]
+
+    net, method = trainer.net, trainer.readout_method
+
+    def run(train_x, train_y, *eval_sets):
+        losses = trainer._train_steps(train_x, train_y, epochs)
+        accuracies = []
+        for x, y in ((train_x, train_y), *zip(eval_sets[::2], eval_sets[1::2], strict=True)):
+            logits = readout(net.simulate(x), method)
+            accuracies.append(u.math.mean(u.math.argmax(logits, axis=1) == y))
+        return losses, accuracies
+
+    axis = 0 if per_run_data else None
+    args = [a for name in sets for a in data[name]]
+    mapped = brainstate.transform.vmap2(
+        run, in_axes=axis, state_in_axes={0: run_states}, state_out_axes={0: run_states}
+    )
+    try:
+        for state, value in zip(run_states, initial, strict=True):
+            state.value = value
+        losses, accuracies = brainstate.transform.jit(mapped)(*args)
+        losses = np.asarray(losses)
+    finally:
+        for state, value in zip(run_states, saved, strict=True):
+            state.value = value
+    bad = np.flatnonzero(~np.all(np.abs(losses) <= 1e6, axis=1))
+    if bad.size:
+        raise FloatingPointError(f"training diverged in run {int(bad[0])} (seed {seeds[bad[0]]})")
+    result = {"losses": losses}
+    for name, acc in zip(sets, accuracies, strict=True):
+        result[f"{name}_accuracy"] = np.asarray(acc, dtype=float)
+    return result

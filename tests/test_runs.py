@@ -1,0 +1,64 @@
+"""helpers.runs.fit_runs: many training runs in one vmapped, jitted program."""
+
+import brainstate
+import braintools
+import brainunit as u
+import numpy as np
+import pytest
+
+import helpers
+from helpers.model import SwitchableSurrogate
+from helpers.runs import fit_runs
+
+
+@pytest.fixture
+def data():
+    return helpers.poisson_dataset(n_steps=30, batch_size=16, rate=40.0 * u.Hz, seed=3)
+
+
+def test_each_run_matches_its_seed_trained_alone(data):
+    spikes, labels = data
+    brainstate.random.seed(0)
+    trainer = helpers.Trainer(helpers.SNN())
+    result = fit_runs(trainer, [0, 1, 2], (spikes, labels), 30, evaluate={"same": (spikes, labels)})
+    assert result["losses"].shape == (3, 30)
+    for i, seed in enumerate([0, 1, 2]):
+        trainer.reinitialize(seed)
+        alone = trainer.fit(spikes, labels, 30, epochs_per_call=30)
+        np.testing.assert_allclose(result["losses"][i], alone, atol=1e-4)  # equal to rounding
+        alone_accuracy = trainer.accuracy(spikes, labels)
+        np.testing.assert_allclose(result["train_accuracy"][i], alone_accuracy, atol=1 / 16 + 1e-9)
+    np.testing.assert_array_equal(result["same_accuracy"], result["train_accuracy"])
+
+
+def test_fit_runs_leaves_the_trainer_as_it_was(data):
+    spikes, labels = data
+    brainstate.random.seed(0)
+    trainer = helpers.Trainer(helpers.SNN())
+    weights = np.asarray(trainer.net.input_layer.weight.value["weight"].mantissa)
+    fit_runs(trainer, [5, 6], (spikes, labels), 5)
+    np.testing.assert_array_equal(weights, trainer.net.input_layer.weight.value["weight"].mantissa)
+    assert trainer.fit(spikes, labels, 2).shape == (2,)  # still trains alone
+
+
+def test_per_run_states_and_per_run_data(data):
+    spikes, labels = data
+    S = braintools.surrogate
+    switch = SwitchableSurrogate([S.ReluGrad()])
+    trainer = helpers.Trainer(helpers.SNN(surrogate=switch), event_driven=False)
+    stacked = (np.stack([spikes, spikes]), np.stack([labels, labels]))
+    result = fit_runs(
+        trainer,
+        [0, 0],
+        stacked,
+        20,
+        per_run_data=True,
+        states=[switch.weights],
+        values=[[switch.one_hot(0), switch.one_hot(None)]],
+    )
+    with_surrogate, without = result["losses"]
+    assert with_surrogate[-1] < without[-1]  # the true derivative trains only the readout bias
+    with pytest.raises(ValueError, match="one value per run"):
+        fit_runs(trainer, [0, 1], (spikes, labels), 2, states=[switch.weights], values=[[switch.one_hot(0)]])
+    with pytest.raises(ValueError, match="per_run_data"):
+        fit_runs(trainer, [0, 1, 2], stacked, 2, per_run_data=True)
