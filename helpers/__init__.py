@@ -15,6 +15,7 @@ from helpers.data import (
     poisson_spikes,
     random_labels,
     split_batch,
+    timing_dataset,
 )
 from helpers.diagnostics import CompilationLog, count_compilations
 from helpers.events import SpikeEvents, event_input, spike_events
@@ -44,6 +45,7 @@ __all__ = [
     "poisson_spikes",
     "random_labels",
     "pattern_dataset",
+    "timing_dataset",
     "split_batch",
     "dataset_fingerprint",
     "SpikeEvents",

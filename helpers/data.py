@@ -29,6 +29,7 @@ __all__ = [
     "random_labels",
     "poisson_dataset",
     "pattern_dataset",
+    "timing_dataset",
     "split_batch",
     "dataset_fingerprint",
 ]
@@ -205,3 +206,61 @@ def dataset_fingerprint(spikes, labels) -> str:
         f"dataset: {batch} examples of {n_steps} steps x {n_inputs} inputs, "
         f"{int(spikes.astype(bool).sum())} input spikes, examples per class {classes}, sha1 {digest[:10]}"
     )
+
+
+def timing_dataset(
+    n_examples: int,
+    n_classes: int = 4,
+    n_steps: int = 100,
+    n_inputs: int = 50,
+    *,
+    background_rate: u.Quantity = 10.0 * u.Hz,
+    jitter: u.Quantity = 4.0 * u.ms,
+    dt: u.Quantity | None = None,
+    seed: int = 0,
+):
+    """A spike task that only timing can solve: the classes differ in *when* each input fires, nothing else.
+
+    One set of ``n_inputs`` spike times is drawn once; every class's *template* gives each input one
+    of those times, in its own random order (a permutation of the same set). An example of class ``c``
+    has, on every input, exactly one template spike at that input's time in class ``c``'s template,
+    shifted by a uniform jitter of up to ``jitter``, plus Poisson background noise at
+    ``background_rate`` on every input. So every class uses every input, every input fires the same
+    number of times in every class (one template spike plus the same noise), and even the total
+    activity over time is the same set of times: a classifier of spike *counts* per input is at
+    chance, while a network that reads which inputs fire together can classify. Template times keep
+    ``jitter`` away from both ends, so no jittered spike falls outside the example. The classes are
+    balanced, in shuffled order; everything is drawn from one NumPy generator seeded with ``seed``.
+    Split one call into train/validation/test sets with :func:`split_batch`.
+
+    Returns ``(spikes bool [n_steps, n_examples, n_inputs], labels int32 [n_examples])``.
+    """
+    for name, value in (("n_examples", n_examples), ("n_classes", n_classes), ("n_steps", n_steps)):
+        check_positive_int(name, value)
+    check_positive_int("n_inputs", n_inputs)
+    if n_classes < 2:
+        raise ValueError(f"n_classes must be at least 2, got {n_classes}")
+    check_positive_quantity("background_rate", background_rate, u.Hz)
+    if not isinstance(jitter, u.Quantity) or u.get_dim(jitter) != u.get_dim(u.ms) or float(jitter / u.ms) < 0:
+        raise ValueError(f"jitter must be a non-negative time, e.g. 4 * u.ms, got {jitter!r}")
+    if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
+        raise ValueError(f"seed must be a non-negative integer, got {seed!r}")
+    dt = brainstate.environ.get_dt() if dt is None else check_positive_quantity("dt", dt, u.ms)
+    probability = float(background_rate * dt)
+    if probability > 1:
+        raise ValueError(f"background_rate * dt must be a probability <= 1, got {probability:.3g}")
+    jitter_steps = int(round(float(jitter / dt)))
+    if n_steps <= 2 * jitter_steps:
+        raise ValueError(
+            f"n_steps={n_steps} leaves no room for template times {jitter_steps} steps from both ends"
+        )
+
+    rng = np.random.default_rng(seed)
+    times = rng.integers(jitter_steps, n_steps - jitter_steps, n_inputs)  # one shared set of spike times
+    template = np.stack([rng.permutation(times) for _ in range(n_classes)])  # [n_classes, n_inputs]
+    labels = rng.permutation(np.arange(n_examples) % n_classes)
+    spikes = rng.random((n_steps, n_examples, n_inputs)) < probability
+    when = template[labels] + rng.integers(-jitter_steps, jitter_steps + 1, (n_examples, n_inputs))
+    example, channel = np.meshgrid(np.arange(n_examples), np.arange(n_inputs), indexing="ij")
+    spikes[when, example, channel] = True
+    return jnp.asarray(spikes), jnp.asarray(labels, dtype=jnp.int32)

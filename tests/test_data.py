@@ -120,3 +120,54 @@ def test_split_batch():
         helpers.split_batch(spikes, labels)
     with pytest.raises(ValueError, match="labels must have shape"):
         helpers.split_batch(spikes, labels[:3], 5, 5)
+
+
+def test_timing_dataset_classes_differ_only_in_timing():
+    spikes, labels = helpers.timing_dataset(400, n_classes=4, n_inputs=30, seed=2)
+    assert spikes.shape == (100, 400, 30) and spikes.dtype == bool and labels.dtype == np.int32
+    assert np.bincount(np.asarray(labels)).tolist() == [100] * 4
+    again = helpers.timing_dataset(400, n_classes=4, n_inputs=30, seed=2)
+    np.testing.assert_array_equal(again[0], spikes)
+    assert not np.array_equal(helpers.timing_dataset(400, n_inputs=30, seed=3)[0], spikes)
+    x, y = np.asarray(spikes), np.asarray(labels)
+    counts = x.sum(axis=0)  # [B, N]
+    assert counts.min() >= 1  # every input fires its template spike in every example
+    per_class = np.stack([counts[y == c].mean(axis=0) for c in range(4)])  # [C, N]
+    # the same expected count on every input in every class: one template spike plus the same noise
+    assert np.abs(per_class - per_class.mean(axis=0)).max() < 0.6
+    np.testing.assert_allclose(per_class.mean(), 1 + 0.01 * 100, atol=0.15)
+    # without noise or jitter, each class is one permutation of the same set of spike times
+    clean, clean_labels = helpers.timing_dataset(
+        8, n_inputs=30, background_rate=1e-9 * u.Hz, jitter=0 * u.ms, seed=2
+    )
+    clean, clean_labels = np.asarray(clean), np.asarray(clean_labels)
+    assert np.all(clean.sum(axis=0) == 1)
+    first_time = clean.argmax(axis=0)  # [B, N]
+    times = [sorted(first_time[b]) for b in range(8)]
+    assert all(t == times[0] for t in times)  # the same set of times in every class
+    templates = {int(c): tuple(first_time[clean_labels == c][0]) for c in clean_labels}
+    assert len(set(templates.values())) == 4  # but in another order per class
+    for b in range(8):
+        assert tuple(first_time[b]) == templates[int(clean_labels[b])]
+
+
+def test_timing_dataset_keeps_jittered_spikes_inside():
+    spikes, _ = helpers.timing_dataset(
+        50, n_steps=12, n_inputs=20, background_rate=1e-9 * u.Hz, jitter=5 * u.ms
+    )
+    assert np.all(np.asarray(spikes).sum(axis=0) == 1)
+
+
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        ({"n_classes": 1}, "n_classes must be at least 2"),
+        ({"jitter": 3.0}, "jitter must be a non-negative time"),
+        ({"background_rate": 5 * u.ms}, "background_rate must be a quantity with units of"),
+        ({"seed": -2}, "seed must be a non-negative integer"),
+        ({"n_steps": 8}, "leaves no room"),
+    ],
+)
+def test_timing_dataset_bad_arguments(kwargs, message):
+    with pytest.raises((ValueError, TypeError), match=message):
+        helpers.timing_dataset(10, **kwargs)
