@@ -13,20 +13,43 @@ not bit for bit.
 
 from __future__ import annotations
 
+import weakref
+
 import brainstate
 import brainunit as u
 import jax
 import jax.numpy as jnp
 import numpy as np
 
+from helpers.events import SpikeEvents, spike_events
 from helpers.training import Trainer, readout
 from helpers.validation import check_positive_int
 
 __all__ = ["fit_runs"]
 
+_COMPILED: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()  # trainer -> {call kind: program}
+
 
 def _stack(values):
     return jax.tree.map(lambda *xs: jnp.stack(xs), *values)
+
+
+def _per_run_input(trainer: Trainer, spikes):
+    """One dataset per run ``[R, T, B, N]``: dense, or, for an event-driven trainer, each run's
+    :class:`~helpers.SpikeEvents` padded to one length and stacked along the run axis."""
+    if not trainer.event_driven:
+        return jnp.asarray(spikes)
+    events = [spike_events(np.asarray(x)) for x in spikes]
+    length = max(e.example.shape[1] for e in events)
+
+    def pad(table, fill):
+        table = np.asarray(table)
+        return np.pad(table, ((0, 0), (0, length - table.shape[1])), constant_values=fill)
+
+    first = events[0]  # padding: the last example and the zero row n_inputs, as spike_events pads
+    example = np.stack([pad(e.example, first.batch_size - 1) for e in events])
+    channel = np.stack([pad(e.channel, first.n_inputs) for e in events])
+    return SpikeEvents(jnp.asarray(example), jnp.asarray(channel), first.batch_size, first.n_inputs)
 
 
 def fit_runs(
@@ -82,7 +105,7 @@ def fit_runs(
                     f"per_run_data: {name} must be (spikes [R, T, B, N], labels [R, B]) with R = {len(seeds)}"
                 )
             trainer.net.check_input(x[0])
-        data = {name: (jnp.asarray(x), jnp.asarray(y)) for name, (x, y) in sets.items()}
+        data = {name: (_per_run_input(trainer, x), jnp.asarray(y)) for name, (x, y) in sets.items()}
     else:  # shared: checked once, events when the trainer is event-driven
         data = {name: (trainer._check(x, y), y) for name, (x, y) in sets.items()}
 
@@ -96,25 +119,29 @@ def fit_runs(
     initial = [_stack(column) for column in zip(*per_seed, strict=True)]
     initial += [_stack([jnp.asarray(v) for v in column]) for column in values]
 
-    net, method = trainer.net, trainer.readout_method
+    key = (epochs, tuple(sets), per_run_data, tuple(id(s) for s in run_states))
+    compiled = _COMPILED.setdefault(trainer, {})
+    if key not in compiled:  # one compiled program per trainer and kind of call: a second call reuses it
+        net, method = trainer.net, trainer.readout_method
 
-    def run(train_x, train_y, *eval_sets):
-        losses = trainer._train_steps(train_x, train_y, epochs)
-        accuracies = []
-        for x, y in ((train_x, train_y), *zip(eval_sets[::2], eval_sets[1::2], strict=True)):
-            logits = readout(net.simulate(x), method)
-            accuracies.append(u.math.mean(u.math.argmax(logits, axis=1) == y))
-        return losses, accuracies
+        def run(train_x, train_y, *eval_sets):
+            losses = trainer._train_steps(train_x, train_y, epochs)
+            accuracies = []
+            for x, y in ((train_x, train_y), *zip(eval_sets[::2], eval_sets[1::2], strict=True)):
+                logits = readout(net.simulate(x), method)
+                accuracies.append(u.math.mean(u.math.argmax(logits, axis=1) == y))
+            return losses, accuracies
 
-    axis = 0 if per_run_data else None
+        axis = 0 if per_run_data else None
+        mapped = brainstate.transform.vmap2(
+            run, in_axes=axis, state_in_axes={0: run_states}, state_out_axes={0: run_states}
+        )
+        compiled[key] = brainstate.transform.jit(mapped)
     args = [a for name in sets for a in data[name]]
-    mapped = brainstate.transform.vmap2(
-        run, in_axes=axis, state_in_axes={0: run_states}, state_out_axes={0: run_states}
-    )
     try:
         for state, value in zip(run_states, initial, strict=True):
             state.value = value
-        losses, accuracies = brainstate.transform.jit(mapped)(*args)
+        losses, accuracies = compiled[key](*args)
         losses = np.asarray(losses)
     finally:
         for state, value in zip(run_states, saved, strict=True):

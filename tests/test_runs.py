@@ -62,3 +62,25 @@ def test_per_run_states_and_per_run_data(data):
         fit_runs(trainer, [0, 1], (spikes, labels), 2, states=[switch.weights], values=[[switch.one_hot(0)]])
     with pytest.raises(ValueError, match="per_run_data"):
         fit_runs(trainer, [0, 1, 2], stacked, 2, per_run_data=True)
+
+
+def test_per_run_data_event_driven_equals_dense(data):
+    spikes, labels = data
+    other = helpers.poisson_dataset(n_steps=30, batch_size=16, rate=20.0 * u.Hz, seed=4)
+    stacked = (np.stack([spikes, other[0]]), np.stack([labels, other[1]]))
+    results = {}
+    for event_driven in (True, False):
+        brainstate.random.seed(0)
+        trainer = helpers.Trainer(helpers.SNN(), event_driven=event_driven)
+        results[event_driven] = fit_runs(trainer, [0, 1], stacked, 15, per_run_data=True)
+    np.testing.assert_allclose(results[True]["losses"], results[False]["losses"], atol=1e-5)
+    np.testing.assert_array_equal(results[True]["train_accuracy"], results[False]["train_accuracy"])
+
+
+def test_a_second_call_reuses_the_compiled_program(data):
+    spikes, labels = data
+    trainer = helpers.Trainer(helpers.SNN())
+    fit_runs(trainer, [0, 1], (spikes, labels), 4)
+    with helpers.count_compilations() as compiled:
+        again = fit_runs(trainer, [2, 3], (spikes, labels), 4)
+    assert compiled.jitted == 0 and again["losses"].shape == (2, 4)
