@@ -22,7 +22,8 @@ import jax.numpy as jnp
 import numpy as np
 
 from helpers.events import SpikeEvents, spike_events
-from helpers.training import Trainer, readout
+from helpers.readout import readout
+from helpers.training import Trainer
 from helpers.validation import check_positive_int
 
 __all__ = ["fit_runs"]
@@ -107,7 +108,7 @@ def fit_runs(
             trainer.net.check_input(x[0])
         data = {name: (_per_run_input(trainer, x), jnp.asarray(y)) for name, (x, y) in sets.items()}
     else:  # shared: checked once, events when the trainer is event-driven
-        data = {name: (trainer._check(x, y), y) for name, (x, y) in sets.items()}
+        data = {name: (trainer._checked(x, y), y) for name, (x, y) in sets.items()}
 
     opt = trainer.optimizer
     run_states = [*trainer.params.values(), opt.opt_state, opt.step_count, *states]
