@@ -13,8 +13,6 @@ not bit for bit.
 
 from __future__ import annotations
 
-import weakref
-
 import brainstate
 import brainunit as u
 import jax
@@ -23,12 +21,10 @@ import numpy as np
 
 from helpers.events import SpikeEvents, spike_events
 from helpers.readout import readout
-from helpers.training import Trainer
+from helpers.training import DIVERGED_LOSS, Trainer
 from helpers.validation import check_positive_int
 
 __all__ = ["fit_runs"]
-
-_COMPILED: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()  # trainer -> {call kind: program}
 
 
 def _stack(values):
@@ -108,7 +104,7 @@ def fit_runs(
             trainer.net.check_input(x[0])
         data = {name: (_per_run_input(trainer, x), jnp.asarray(y)) for name, (x, y) in sets.items()}
     else:  # shared: checked once, events when the trainer is event-driven
-        data = {name: (trainer._checked(x, y), y) for name, (x, y) in sets.items()}
+        data = {name: (trainer.prepare_batch(x, y), y) for name, (x, y) in sets.items()}
 
     opt = trainer.optimizer
     run_states = [*trainer.params.values(), opt.opt_state, opt.step_count, *states]
@@ -120,13 +116,13 @@ def fit_runs(
     initial = [_stack(column) for column in zip(*per_seed, strict=True)]
     initial += [_stack([jnp.asarray(v) for v in column]) for column in values]
 
-    key = (epochs, tuple(sets), per_run_data, tuple(id(s) for s in run_states))
-    compiled = _COMPILED.setdefault(trainer, {})
+    key = ("fit_runs", epochs, tuple(sets), per_run_data, tuple(id(s) for s in run_states))
+    compiled = trainer.programs  # freed with the trainer
     if key not in compiled:  # one compiled program per trainer and kind of call: a second call reuses it
         net, method = trainer.net, trainer.readout_method
 
         def run(train_x, train_y, *eval_sets):
-            losses = trainer._train_steps(train_x, train_y, epochs)
+            losses = trainer.run_epochs(train_x, train_y, epochs)
             accuracies = []
             for x, y in ((train_x, train_y), *zip(eval_sets[::2], eval_sets[1::2], strict=True)):
                 logits = readout(net.simulate(x), method)
@@ -147,7 +143,7 @@ def fit_runs(
     finally:
         for state, value in zip(run_states, saved, strict=True):
             state.value = value
-    bad = np.flatnonzero(~np.all(np.abs(losses) <= 1e6, axis=1))
+    bad = np.flatnonzero(~np.all(np.abs(losses) <= DIVERGED_LOSS, axis=1))  # NaN compares False
     if bad.size:
         raise FloatingPointError(f"training diverged in run {int(bad[0])} (seed {seeds[bad[0]]})")
     result = {"losses": losses}

@@ -81,7 +81,10 @@ class Trainer:
         self.params = net.states(brainstate.ParamState)
         self.optimizer.register_trainable_weights(self.params)
         self._step = brainstate.transform.jit(self._train_step)
-        self._steps = brainstate.transform.jit(self._train_steps, static_argnums=2)
+        self._steps = brainstate.transform.jit(self.run_epochs, static_argnums=2)
+        #: compiled programs that other helpers build around this trainer's step (``helpers.runs``):
+        #: kept here so that they live exactly as long as the trainer
+        self.programs: dict = {}
         self._loss = brainstate.transform.jit(self._loss_fn)
 
     # -- pure pieces, traced under jit ------------------------------------------------------
@@ -94,8 +97,10 @@ class Trainer:
         self.optimizer.update(grads)
         return loss
 
-    def _train_steps(self, spikes, labels, n_epochs: int):
-        # n_epochs training steps inside one compiled program: a scan over epochs, no host sync
+    def run_epochs(self, spikes: SpikeInput, labels: Array, n_epochs: int):
+        """``n_epochs`` training steps as one traced function (a scan over epochs, no host sync); returns
+        the loss before each update, ``[n_epochs]``. Pure: call it inside ``jit``/``vmap``, with input
+        from :meth:`prepare_batch` (``fit(..., epochs_per_call=n)`` runs it jitted)."""
         return brainstate.transform.for_loop(lambda _: self._train_step(spikes, labels), jnp.arange(n_epochs))
 
     # -- public API, with checks on concrete inputs -----------------------------------------
@@ -126,19 +131,20 @@ class Trainer:
             return spike_events(spikes)
         return spikes
 
-    def _checked(self, spikes: SpikeInput, labels: Array) -> SpikeInput:
-        """Check spikes and labels; return the spikes as the compiled functions take them."""
+    def prepare_batch(self, spikes: SpikeInput, labels: Array) -> SpikeInput:
+        """Check spikes and labels; return the spikes as the compiled functions take them (see
+        :meth:`prepare_input`)."""
         data = self.prepare_input(spikes)
         check_labels(labels, data.shape[1], self.net.n_outputs)
         return data
 
     def step(self, spikes: SpikeInput, labels: Array) -> float:
         """One epoch on the batch: BPTT gradient of the loss, one optimiser update; returns the loss."""
-        return float(self._step(self._checked(spikes, labels), labels))
+        return float(self._step(self.prepare_batch(spikes, labels), labels))
 
     def loss(self, spikes: SpikeInput, labels: Array) -> float:
         """The cross-entropy (nats) of the current network on the batch, without updating it."""
-        return float(self._loss(self._checked(spikes, labels), labels))
+        return float(self._loss(self.prepare_batch(spikes, labels), labels))
 
     def predict(self, spikes: SpikeInput) -> np.ndarray:
         """The predicted class of every example, ``int [B]``, read out like the loss."""
@@ -146,7 +152,7 @@ class Trainer:
 
     def accuracy(self, spikes: SpikeInput, labels: Array) -> float:
         """The fraction of examples whose largest logit is their label."""
-        data = self._checked(spikes, labels)
+        data = self.prepare_batch(spikes, labels)
         return accuracy_score(self.net.predict(data, self.readout_method), labels)
 
     def memory_estimate(
@@ -158,7 +164,7 @@ class Trainer:
         pass), and their ``total`` (see :func:`helpers.diagnostics.xla_memory`). Compiles the program
         for the estimate; trains nothing."""
         check_positive_int("epochs_per_call", epochs_per_call)
-        data = self._checked(spikes, labels)
+        data = self.prepare_batch(spikes, labels)
         if epochs_per_call == 1:
             return xla_memory(self._step.lower(data, labels).compile())
         return xla_memory(self._steps.lower(data, labels, epochs_per_call).compile())
@@ -183,7 +189,7 @@ class Trainer:
         check_positive_int("epochs_per_call", epochs_per_call)
         if log_every is not None:
             check_positive_int("log_every", log_every)
-        data = self._checked(spikes, labels)
+        data = self.prepare_batch(spikes, labels)
         losses = np.empty(epochs)
         done = 0
         while done < epochs:
@@ -231,7 +237,7 @@ class Trainer:
         check_positive_int("epochs", epochs)
         check_positive_int("every", every)
         sets = {"train": train} if validation is None else {"train": train, "val": validation}
-        sets = {name: (self._checked(spikes, labels), labels) for name, (spikes, labels) in sets.items()}
+        sets = {name: (self.prepare_batch(spikes, labels), labels) for name, (spikes, labels) in sets.items()}
         history = {"epoch": []} | {f"{name}_{m}": [] for name in sets for m in ("loss", "accuracy")}
 
         def record(epoch):

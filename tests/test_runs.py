@@ -84,3 +84,16 @@ def test_a_second_call_reuses_the_compiled_program(data):
     with helpers.count_compilations() as compiled:
         again = fit_runs(trainer, [2, 3], (spikes, labels), 4)
     assert compiled.jitted == 0 and again["losses"].shape == (2, 4)
+
+
+def test_the_compiled_runs_are_freed_with_their_trainer(data):
+    import gc
+    import weakref
+
+    spikes, labels = data
+    trainer = helpers.Trainer(helpers.SNN())
+    fit_runs(trainer, [0, 1], (spikes, labels), 2)
+    alive = weakref.ref(trainer.net)
+    del trainer
+    gc.collect()
+    assert alive() is None
