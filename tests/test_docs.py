@@ -115,11 +115,6 @@ def test_every_page_in_a_browser(browser_problems):
 
 
 @needs_chromium
-@pytest.mark.xfail(
-    strict=False,
-    reason="a few notebook code lines are longer than the 118 characters that fit at 1280 px; the "
-    "notebooks are being shortened (the failure lists each line)",
-)
 def test_no_code_or_output_scrolls_sideways_at_1280_px(browser_problems):
     assert [problem for problem in browser_problems if OVERFLOW in problem] == []
 
