@@ -220,6 +220,26 @@ class MinibatchTrainer:
         optimizer.opt_state.value = optimizer.tx.init(optimizer.param_states.to_pytree_value())
         optimizer.step_count.value = jnp.zeros_like(optimizer.step_count.value)
 
+    def weights(self) -> dict:
+        """A copy of the network's trainable weights (path -> array), for :meth:`load_weights`."""
+        return {path: state.value for path, state in self.params.items()}
+
+    def load_weights(self, weights: dict) -> None:
+        """Put back weights taken with :meth:`weights` (from this trainer or one with the same network)."""
+        if not isinstance(weights, dict) or set(weights) != set(self.params):
+            raise ValueError(
+                f"weights must be a dict with the keys {sorted(map(str, self.params))}, "
+                "as MinibatchTrainer.weights() returns"
+            )
+        for path, state in self.params.items():
+            if jax.tree.structure(weights[path]) != jax.tree.structure(state.value) or any(
+                np.shape(a) != np.shape(b)
+                for a, b in zip(jax.tree.leaves(weights[path]), jax.tree.leaves(state.value), strict=True)
+            ):
+                raise ValueError(f"weights[{path!r}] does not have the shape of this network's weights")
+        for path, state in self.params.items():
+            state.value = weights[path]
+
     def fit(
         self,
         train,

@@ -158,3 +158,22 @@ def test_bad_input_is_refused(digits_latency):
         MinibatchTrainer(object())
     with pytest.raises(ValueError, match="readout_method"):
         MinibatchTrainer(helpers.SNN(64, 4, 10), readout_method="median")
+
+
+def test_weights_can_be_kept_and_put_back(digits_latency):
+    train, val = digits_latency
+    trainer = small_trainer()
+    trainer.fit(train, 1, 64)
+    kept = trainer.weights()
+    before = trainer.evaluate(val)["loss"]
+    trainer.reinitialize(5)
+    assert trainer.evaluate(val)["loss"] != before
+    trainer.load_weights(kept)
+    assert trainer.evaluate(val)["loss"] == before
+    with pytest.raises(ValueError, match="keys"):
+        trainer.load_weights({})
+    other = small_trainer().weights()
+    key = next(iter(other))
+    other[key] = jax.tree.map(lambda a: a[:1], other[key])
+    with pytest.raises(ValueError, match="shape"):
+        trainer.load_weights(other)
