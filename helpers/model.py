@@ -32,7 +32,7 @@ from helpers.validation import (
     check_spikes,
 )
 
-__all__ = ["SNN", "default_input_scale", "heaviside"]
+__all__ = ["SNN", "TrainableTauLIF", "default_input_scale", "heaviside"]
 
 
 def default_input_scale(dt: u.Quantity | None = None) -> float:
@@ -51,6 +51,24 @@ def heaviside(x: jax.Array) -> jax.Array:
     Pass it as ``SNN(surrogate=heaviside)`` to see what training does without a surrogate gradient.
     """
     return jnp.asarray(x >= 0, dtype=x.dtype)
+
+
+class TrainableTauLIF(brainpy.state.LIF):
+    """``brainpy.state.LIF`` whose membrane time constants, one per neuron, are trainable.
+
+    The parameter is ``log_tau = log(tau / ms)`` (a ``brainstate.ParamState`` of shape ``[n]``), so any
+    gradient step leaves ``tau`` positive; ``tau`` reads ``exp(log_tau) * ms``. Everything else is
+    ``LIF``'s own update, which reads ``self.tau``.
+    """
+
+    @property
+    def tau(self):
+        return u.math.exp(self.log_tau.value) * u.ms
+
+    @tau.setter
+    def tau(self, value):  # LIF.__init__ assigns the initial time constant(s) here
+        log_tau = jnp.log(jnp.broadcast_to(u.get_magnitude(value.to(u.ms)), self.varshape))
+        self.log_tau = brainstate.ParamState(log_tau.astype(brainstate.environ.dftype()))
 
 
 class SNN(brainstate.nn.Module):
@@ -75,6 +93,13 @@ class SNN(brainstate.nn.Module):
     input_scale
         Scale of the Kaiming-normal input weights (dimensionless; default
         :func:`default_input_scale`, about 4.42 at dt = 1 ms).
+    recurrent
+        If true, the hidden spikes of the previous step are fed back into the hidden layer through
+        trainable weights ``[n_hidden, n_hidden]`` (mA, no bias), added to the input current before
+        the synapse. Default false: a feed-forward network.
+    train_tau_mem
+        If true, every hidden neuron's membrane time constant is a trainable parameter, starting at
+        ``tau_mem`` and stored as ``log(tau / ms)`` so that it stays positive. Default false.
 
     Notes
     -----
@@ -102,8 +127,15 @@ class SNN(brainstate.nn.Module):
         v_threshold: u.Quantity = 1.0 * u.mV,
         surrogate: Callable | None = None,
         input_scale: float | None = None,
+        recurrent: bool = False,
+        train_tau_mem: bool = False,
     ):
         super().__init__()
+        for name, flag in (("recurrent", recurrent), ("train_tau_mem", train_tau_mem)):
+            if not isinstance(flag, bool):
+                raise TypeError(f"{name} must be True or False, got {flag!r}")
+        self.recurrent = recurrent
+        self.train_tau_mem = train_tau_mem
         self.n_inputs = check_positive_int("n_inputs", n_inputs)
         self.n_hidden = check_positive_int("n_hidden", n_hidden)
         self.n_outputs = check_positive_int("n_outputs", n_outputs)
@@ -120,6 +152,7 @@ class SNN(brainstate.nn.Module):
         self.init_kwargs: dict[str, Any] = dict(
             n_inputs=n_inputs, n_hidden=n_hidden, n_outputs=n_outputs, tau_syn=tau_syn, tau_mem=tau_mem,
             tau_out=tau_out, v_threshold=v_threshold, surrogate=surrogate, input_scale=input_scale,
+            recurrent=recurrent, train_tau_mem=train_tau_mem,
         )  # fmt: skip
         self._predictors: dict[str, Callable] = {}  # readout method -> compiled predictor (see predict)
         spike_fn = braintools.surrogate.ReluGrad() if surrogate is None else surrogate
@@ -138,7 +171,7 @@ class SNN(brainstate.nn.Module):
             n_hidden, tau=tau_syn, g_initializer=braintools.init.Constant(0.0 * u.mA)
         )
         # synaptic current -> membrane potential (mV) -> spikes
-        self.neurons = brainpy.state.LIF(
+        self.neurons = (TrainableTauLIF if train_tau_mem else brainpy.state.LIF)(
             n_hidden,
             tau=tau_mem,
             V_rest=0.0 * u.mV,
@@ -146,6 +179,10 @@ class SNN(brainstate.nn.Module):
             V_th=v_threshold,
             spk_fun=spike_fn,
         )
+        if recurrent:  # last step's hidden spikes -> current (mA), added to the input current
+            self.recurrent_layer = brainstate.nn.Linear(
+                n_hidden, n_hidden, w_init=braintools.init.KaimingNormal(unit=u.mA), b_init=None
+            )
         # spikes -> filtered readout (dimensionless)
         self.readout_layer = brainstate.nn.Linear(
             n_hidden, n_outputs, w_init=braintools.init.KaimingNormal(), b_init=zero_bias
@@ -170,6 +207,8 @@ class SNN(brainstate.nn.Module):
             "v_threshold_mV": float(kwargs["v_threshold"].to_decimal(u.mV)),
             "input_scale": float(kwargs["input_scale"]),
             "surrogate": getattr(spike_fn, "__name__", repr(spike_fn)),
+        } | {  # the options only when set, so that a plain network's configuration is what it always was
+            name: True for name in ("recurrent", "train_tau_mem") if kwargs.get(name)
         }
 
     def update(self, spikes_t: SpikeInput) -> jax.Array:
@@ -182,6 +221,8 @@ class SNN(brainstate.nn.Module):
             input_current = event_input(spikes_t, params["weight"], params["bias"])
         else:
             input_current = self.input_layer(spikes_t)
+        if self.recurrent:  # the spikes of the previous step (none on a fresh state, where V = 0)
+            input_current = input_current + self.recurrent_layer(self.neurons.get_spike())
         current = self.synapse(input_current)
         hidden_spikes = self.neurons(current)
         return self.readout(self.readout_layer(hidden_spikes))
