@@ -40,6 +40,7 @@ __all__ = [
     "rate_code",
     "latency_code",
     "level_crossings",
+    "encode_splits",
     "spike_counts",
 ]
 
@@ -256,6 +257,26 @@ def level_crossings(x, levels) -> np.ndarray:
     down[:, 1:] = ~above[:, 1:] & above[:, :-1]
     spikes = np.stack([up, down], axis=-1).reshape(x.shape[0], x.shape[1], 2 * levels.size)
     return np.ascontiguousarray(spikes.transpose(1, 0, 2))
+
+
+def encode_splits(splits: Splits, encode) -> Splits:
+    """Apply ``encode`` (values ``[N, F]`` -> spikes ``[T, N, C]``) to all parts of ``splits`` at once.
+
+    The parts are concatenated, encoded in one call and cut apart again: one compilation of the
+    encoder instead of one per part's shape, and one random draw for a random code. Returns
+    :class:`Splits` of ``(spikes [T, N, C], labels)``.
+    """
+    if not isinstance(splits, Splits):
+        raise TypeError(f"splits must be a helpers.datasets.Splits, got {type(splits).__name__}")
+    if not callable(encode):
+        raise TypeError(f"encode must be a function from values [N, F] to spikes [T, N, F], got {encode!r}")
+    values = np.concatenate([x for x, _ in splits])
+    spikes = np.asarray(encode(values))
+    if spikes.ndim != 3 or spikes.shape[1] != values.shape[0]:
+        raise ValueError(f"encode must return spikes [T, {values.shape[0]}, channels], got shape {spikes.shape}")
+    ends = np.cumsum([len(y) for _, y in splits])[:-1]
+    parts = np.split(spikes, ends, axis=1)
+    return Splits(*((part, y) for part, (_, y) in zip(parts, splits, strict=True)))
 
 
 def spike_counts(spikes) -> np.ndarray:

@@ -156,3 +156,21 @@ def test_spike_counts_sum_over_time():
     assert counts.dtype == np.float32 and counts.tolist() == [[0, 0, 0], [0, 0, 4]]
     with pytest.raises(ValueError, match=r"\[T, N, F\]"):
         D.spike_counts(np.zeros((4, 2)))
+
+
+def test_encode_splits_encodes_every_part_once(digits):
+    calls = []
+
+    def encode(x):
+        calls.append(x.shape)
+        return D.latency_code(x, 5)
+
+    encoded = D.encode_splits(digits, encode)
+    assert calls == [(1797, 64)]
+    for (spikes, labels), (x, y) in zip(encoded, digits, strict=True):
+        np.testing.assert_array_equal(spikes, D.latency_code(x, 5))
+        np.testing.assert_array_equal(labels, y)
+    with pytest.raises(ValueError, match=r"spikes \[T, 1797, channels\]"):
+        D.encode_splits(digits, lambda x: x)
+    with pytest.raises(TypeError, match="Splits"):
+        D.encode_splits(digits.train, encode)
