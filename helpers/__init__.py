@@ -7,7 +7,10 @@ from helpers.versions import check_stack as _check_stack
 
 _check_stack()  # a clear error, before anything else, when the installed stack lacks what we use
 
-from helpers import datasets  # real data and its spike codes: helpers.datasets.load_digits, ...
+from helpers import (
+    activity,  # what spikes cost: helpers.activity.synaptic_operations, ...
+    datasets,  # real data and its spike codes: helpers.datasets.load_digits, ...
+)
 from helpers.checkpoint import CheckpointError, load_checkpoint, read_checkpoint, save_checkpoint
 from helpers.data import (
     dataset_fingerprint,
@@ -64,6 +67,7 @@ __all__ = [
     "CompilationLog",
     "check_answer",
     "datasets",
+    "activity",
     "EpochPlan",
     "MinibatchTrainer",
     "masked_cross_entropy",
