@@ -273,7 +273,9 @@ def encode_splits(splits: Splits, encode) -> Splits:
     values = np.concatenate([x for x, _ in splits])
     spikes = np.asarray(encode(values))
     if spikes.ndim != 3 or spikes.shape[1] != values.shape[0]:
-        raise ValueError(f"encode must return spikes [T, {values.shape[0]}, channels], got shape {spikes.shape}")
+        raise ValueError(
+            f"encode must return spikes [T, {values.shape[0]}, channels], got shape {spikes.shape}"
+        )
     ends = np.cumsum([len(y) for _, y in splits])[:-1]
     parts = np.split(spikes, ends, axis=1)
     return Splits(*((part, y) for part, (_, y) in zip(parts, splits, strict=True)))
