@@ -30,7 +30,7 @@ import brainunit as u
 import jax.numpy as jnp
 import numpy as np
 
-from helpers.validation import check_positive_int
+from helpers.validation import check_non_negative_int, check_positive_int
 
 __all__ = [
     "Splits",
@@ -64,9 +64,7 @@ def _check_fraction(name: str, value) -> float:
 
 
 def _check_seed(seed) -> int:
-    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
-        raise ValueError(f"seed must be a non-negative integer, got {seed!r}")
-    return int(seed)
+    return check_non_negative_int("seed", seed)
 
 
 def stratified_split(y, fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:

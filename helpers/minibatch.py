@@ -25,8 +25,16 @@ import jax.numpy as jnp
 import numpy as np
 
 from helpers.model import SNN
-from helpers.training import READOUTS, readout
-from helpers.validation import check_labels, check_positive_int
+from helpers.readout import READOUTS, readout
+from helpers.validation import (
+    check_bool,
+    check_instance,
+    check_labels,
+    check_non_negative_int,
+    check_one_of,
+    check_positive_int,
+    check_positive_number,
+)
 
 __all__ = ["EpochPlan", "masked_cross_entropy", "MinibatchTrainer"]
 
@@ -43,10 +51,8 @@ class EpochPlan:
     def __init__(self, n_examples: int, batch_size: int, *, seed: int = 0, shuffle: bool = True):
         self.n_examples = check_positive_int("n_examples", n_examples)
         self.batch_size = check_positive_int("batch_size", batch_size)
-        if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
-            raise ValueError(f"seed must be a non-negative integer, got {seed!r}")
-        if not isinstance(shuffle, bool):
-            raise TypeError(f"shuffle must be True or False, got {shuffle!r}")
+        seed = check_non_negative_int("seed", seed)
+        check_bool("shuffle", shuffle)
         self.seed = int(seed)
         self.shuffle = shuffle
         self.n_batches = -(-self.n_examples // self.batch_size)  # ceiling division
@@ -56,8 +62,7 @@ class EpochPlan:
 
         Every example appears exactly once where ``mask`` is ``True``.
         """
-        if isinstance(epoch, bool) or not isinstance(epoch, (int, np.integer)) or epoch < 0:
-            raise ValueError(f"epoch must be a non-negative integer, got {epoch!r}")
+        epoch = check_non_negative_int("epoch", epoch)
         order = np.arange(self.n_examples)
         if self.shuffle:
             order = np.random.default_rng((self.seed, int(epoch))).permutation(self.n_examples)
@@ -105,12 +110,9 @@ class MinibatchTrainer:
         regularizer: Callable | None = None,
         encoder: Callable | None = None,
     ):
-        if not isinstance(net, SNN):
-            raise TypeError(f"net must be a helpers.SNN, got {type(net).__name__}")
-        if readout_method not in READOUTS:
-            raise ValueError(f"readout_method must be one of {sorted(READOUTS)}, got {readout_method!r}")
-        if not (isinstance(lr, (int, float)) and not isinstance(lr, bool) and np.isfinite(lr) and lr > 0):
-            raise ValueError(f"lr must be a positive, finite number, got {lr!r}")
+        check_instance("net", net, SNN, "a helpers.SNN")
+        check_one_of("readout_method", readout_method, READOUTS)
+        lr = check_positive_number("lr", lr)
         if regularizer is not None and not callable(regularizer):
             raise TypeError(f"regularizer must be a function of (hidden_spikes, mask), got {regularizer!r}")
         if encoder is not None and not callable(encoder):
@@ -119,7 +121,7 @@ class MinibatchTrainer:
             )
         self.encoder = encoder
         self.net = net
-        self.lr = float(lr)
+        self.lr = lr
         self.readout_method = readout_method
         self.regularizer = regularizer
         self.optimizer = braintools.optim.Adam(lr=self.lr)
@@ -210,8 +212,7 @@ class MinibatchTrainer:
     def reinitialize(self, seed: int) -> None:
         """Fresh weights (as a new ``SNN`` with the same settings would draw after
         ``brainstate.random.seed(seed)``) and a fresh optimiser; the compiled programs are kept."""
-        if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
-            raise ValueError(f"seed must be a non-negative integer, got {seed!r}")
+        seed = check_non_negative_int("seed", seed)
         brainstate.random.seed(seed)
         fresh = type(self.net)(**self.net.init_kwargs).states(brainstate.ParamState)
         for path, state in self.params.items():

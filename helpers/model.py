@@ -25,6 +25,7 @@ import numpy as np
 from helpers.events import SpikeEvents, SpikeInput, event_input
 from helpers.readout import READOUTS, readout
 from helpers.validation import (
+    check_bool,
     check_one_of,
     check_positive_int,
     check_positive_number,
@@ -131,11 +132,8 @@ class SNN(brainstate.nn.Module):
         train_tau_mem: bool = False,
     ):
         super().__init__()
-        for name, flag in (("recurrent", recurrent), ("train_tau_mem", train_tau_mem)):
-            if not isinstance(flag, bool):
-                raise TypeError(f"{name} must be True or False, got {flag!r}")
-        self.recurrent = recurrent
-        self.train_tau_mem = train_tau_mem
+        self.recurrent = check_bool("recurrent", recurrent)
+        self.train_tau_mem = check_bool("train_tau_mem", train_tau_mem)
         self.n_inputs = check_positive_int("n_inputs", n_inputs)
         self.n_hidden = check_positive_int("n_hidden", n_hidden)
         self.n_outputs = check_positive_int("n_outputs", n_outputs)
