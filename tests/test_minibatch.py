@@ -177,3 +177,44 @@ def test_weights_can_be_kept_and_put_back(digits_latency):
     other[key] = jax.tree.map(lambda a: a[:1], other[key])
     with pytest.raises(ValueError, match="shape"):
         trainer.load_weights(other)
+
+
+DATA_PARALLEL_SCRIPT = """
+import brainstate, brainunit as u, jax, numpy as np
+import helpers
+from helpers import datasets as D
+assert len(jax.devices()) == 2, jax.devices()
+brainstate.environ.set(dt=1.0 * u.ms)
+x, y = D.load_digits().train
+spikes = D.latency_code(x[:200], 8)
+losses = {}
+for parallel in (False, True):
+    brainstate.random.seed(0)
+    trainer = helpers.MinibatchTrainer(helpers.SNN(64, 32, 10), lr=1e-2, data_parallel=parallel)
+    losses[parallel] = trainer.fit((spikes, y[:200]), 4, 64, seed=0)["train_loss"]
+    accuracy = trainer.evaluate((spikes, y[:200]), 64)["accuracy"]  # evaluation runs sharded too
+np.testing.assert_allclose(losses[True], losses[False], rtol=1e-4)
+assert losses[True][-1] < losses[True][0], losses
+try:
+    trainer.fit((spikes, y[:200]), 1, 63)
+except ValueError as error:
+    assert "multiple of the 2 devices" in str(error)
+else:
+    raise AssertionError("an odd batch size was accepted")
+print("ok")
+"""
+
+
+def test_data_parallel_minibatches_give_the_same_losses_on_two_devices():
+    import os
+    import subprocess
+    import sys
+
+    env = os.environ | {
+        "XLA_FLAGS": os.environ.get("XLA_FLAGS", "") + " --xla_force_host_platform_device_count=2",
+        "JAX_PLATFORMS": "cpu",
+    }
+    result = subprocess.run(
+        [sys.executable, "-c", DATA_PARALLEL_SCRIPT], env=env, capture_output=True, text=True, timeout=600
+    )
+    assert result.returncode == 0 and result.stdout.strip().endswith("ok"), result.stderr[-3000:]
