@@ -7,6 +7,10 @@ from helpers.versions import check_stack as _check_stack
 
 _check_stack()  # a clear error, before anything else, when the installed stack lacks what we use
 
+from helpers import (
+    activity,  # what spikes cost: helpers.activity.synaptic_operations, ...
+    datasets,  # real data and its spike codes: helpers.datasets.load_digits, ...
+)
 from helpers.checkpoint import CheckpointError, load_checkpoint, read_checkpoint, save_checkpoint
 from helpers.data import (
     dataset_fingerprint,
@@ -20,6 +24,7 @@ from helpers.data import (
 from helpers.diagnostics import CompilationLog, count_compilations
 from helpers.events import SpikeEvents, event_input, spike_events
 from helpers.exercises import check_answer
+from helpers.minibatch import EpochPlan, MinibatchTrainer, masked_cross_entropy
 from helpers.model import SNN, default_input_scale, heaviside
 from helpers.page import PAGE_PRINTED, run_page_recipe
 from helpers.plotting import (
@@ -61,6 +66,11 @@ __all__ = [
     "count_compilations",
     "CompilationLog",
     "check_answer",
+    "datasets",
+    "activity",
+    "EpochPlan",
+    "MinibatchTrainer",
+    "masked_cross_entropy",
     "plot_raster",
     "plot_network_activity",
     "plot_readout",

@@ -25,6 +25,7 @@ import numpy as np
 from helpers.events import SpikeEvents, SpikeInput, event_input
 from helpers.readout import READOUTS, readout
 from helpers.validation import (
+    check_bool,
     check_one_of,
     check_positive_int,
     check_positive_number,
@@ -34,6 +35,7 @@ from helpers.validation import (
 
 __all__ = [
     "SNN",
+    "TrainableTauLIF",
     "default_input_scale",
     "heaviside",
     "DetachedResetLIF",
@@ -61,6 +63,24 @@ def heaviside(x: jax.Array) -> jax.Array:
     return jnp.asarray(x >= 0, dtype=x.dtype)
 
 
+class TrainableTauLIF(brainpy.state.LIF):
+    """``brainpy.state.LIF`` whose membrane time constants, one per neuron, are trainable.
+
+    The parameter is ``log_tau = log(tau / ms)`` (a ``brainstate.ParamState`` of shape ``[n]``), so any
+    gradient step leaves ``tau`` positive; ``tau`` reads ``exp(log_tau) * ms``. Everything else is
+    ``LIF``'s own update, which reads ``self.tau``.
+    """
+
+    @property
+    def tau(self):
+        return u.math.exp(self.log_tau.value) * u.ms
+
+    @tau.setter
+    def tau(self, value):  # LIF.__init__ assigns the initial time constant(s) here
+        log_tau = jnp.log(jnp.broadcast_to(u.get_magnitude(value.to(u.ms)), self.varshape))
+        self.log_tau = brainstate.ParamState(log_tau.astype(brainstate.environ.dftype()))
+
+
 class SNN(brainstate.nn.Module):
     """A one-hidden-layer spiking classifier trained with surrogate gradients.
 
@@ -83,6 +103,13 @@ class SNN(brainstate.nn.Module):
     input_scale
         Scale of the Kaiming-normal input weights (dimensionless; default
         :func:`default_input_scale`, about 4.42 at dt = 1 ms).
+    recurrent
+        If true, the hidden spikes of the previous step are fed back into the hidden layer through
+        trainable weights ``[n_hidden, n_hidden]`` (mA, no bias), added to the input current before
+        the synapse. Default false: a feed-forward network.
+    train_tau_mem
+        If true, every hidden neuron's membrane time constant is a trainable parameter, starting at
+        ``tau_mem`` and stored as ``log(tau / ms)`` so that it stays positive. Default false.
 
     Notes
     -----
@@ -110,8 +137,12 @@ class SNN(brainstate.nn.Module):
         v_threshold: u.Quantity = 1.0 * u.mV,
         surrogate: Callable | None = None,
         input_scale: float | None = None,
+        recurrent: bool = False,
+        train_tau_mem: bool = False,
     ):
         super().__init__()
+        self.recurrent = check_bool("recurrent", recurrent)
+        self.train_tau_mem = check_bool("train_tau_mem", train_tau_mem)
         self.n_inputs = check_positive_int("n_inputs", n_inputs)
         self.n_hidden = check_positive_int("n_hidden", n_hidden)
         self.n_outputs = check_positive_int("n_outputs", n_outputs)
@@ -128,6 +159,7 @@ class SNN(brainstate.nn.Module):
         self.init_kwargs: dict[str, Any] = dict(
             n_inputs=n_inputs, n_hidden=n_hidden, n_outputs=n_outputs, tau_syn=tau_syn, tau_mem=tau_mem,
             tau_out=tau_out, v_threshold=v_threshold, surrogate=surrogate, input_scale=input_scale,
+            recurrent=recurrent, train_tau_mem=train_tau_mem,
         )  # fmt: skip
         self._predictors: dict[str, Callable] = {}  # readout method -> compiled predictor (see predict)
         spike_fn = braintools.surrogate.ReluGrad() if surrogate is None else surrogate
@@ -146,7 +178,7 @@ class SNN(brainstate.nn.Module):
             n_hidden, tau=tau_syn, g_initializer=braintools.init.Constant(0.0 * u.mA)
         )
         # synaptic current -> membrane potential (mV) -> spikes
-        self.neurons = brainpy.state.LIF(
+        self.neurons = (TrainableTauLIF if train_tau_mem else brainpy.state.LIF)(
             n_hidden,
             tau=tau_mem,
             V_rest=0.0 * u.mV,
@@ -154,6 +186,10 @@ class SNN(brainstate.nn.Module):
             V_th=v_threshold,
             spk_fun=spike_fn,
         )
+        if recurrent:  # last step's hidden spikes -> current (mA), added to the input current
+            self.recurrent_layer = brainstate.nn.Linear(
+                n_hidden, n_hidden, w_init=braintools.init.KaimingNormal(unit=u.mA), b_init=None
+            )
         # spikes -> filtered readout (dimensionless)
         self.readout_layer = brainstate.nn.Linear(
             n_hidden, n_outputs, w_init=braintools.init.KaimingNormal(), b_init=zero_bias
@@ -178,6 +214,8 @@ class SNN(brainstate.nn.Module):
             "v_threshold_mV": float(kwargs["v_threshold"].to_decimal(u.mV)),
             "input_scale": float(kwargs["input_scale"]),
             "surrogate": getattr(spike_fn, "__name__", repr(spike_fn)),
+        } | {  # the options only when set, so that a plain network's configuration is what it always was
+            name: True for name in ("recurrent", "train_tau_mem") if kwargs.get(name)
         }
 
     def update(self, spikes_t: SpikeInput) -> jax.Array:
@@ -190,6 +228,8 @@ class SNN(brainstate.nn.Module):
             input_current = event_input(spikes_t, params["weight"], params["bias"])
         else:
             input_current = self.input_layer(spikes_t)
+        if self.recurrent:  # the spikes of the previous step (none on a fresh state, where V = 0)
+            input_current = input_current + self.recurrent_layer(self.neurons.get_spike())
         current = self.synapse(input_current)
         hidden_spikes = self.neurons(current)
         return self.readout(self.readout_layer(hidden_spikes))
@@ -288,6 +328,8 @@ def detach_reset(net: SNN) -> SNN:
     """
     if not isinstance(net, SNN):
         raise TypeError(f"net must be a helpers.SNN, got {type(net).__name__}")
+    if isinstance(net.neurons, TrainableTauLIF):
+        raise ValueError("detach_reset needs a network with fixed time constants, got train_tau_mem=True")
     old = net.neurons
     net.neurons = DetachedResetLIF(
         net.n_hidden, tau=old.tau, V_rest=old.V_rest, V_reset=old.V_reset, V_th=old.V_th, spk_fun=old.spk_fun

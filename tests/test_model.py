@@ -192,3 +192,8 @@ def test_switchable_surrogate_trains_like_the_surrogate_it_selects():
         SwitchableSurrogate([helpers.heaviside])
     with pytest.raises(ValueError, match="at least one"):
         SwitchableSurrogate([])
+
+
+def test_detach_reset_refuses_a_trainable_time_constant():
+    with pytest.raises(ValueError, match="fixed time constants, got train_tau_mem=True"):
+        helpers.model.detach_reset(helpers.SNN(train_tau_mem=True))

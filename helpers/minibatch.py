@@ -1,0 +1,335 @@
+"""Minibatch training over a dataset: seeded shuffles, a padded and masked last batch, one compiled
+program per epoch, and evaluation of a whole split in batches.
+
+Why not ``braintools.trainer.DataLoader``? It is sound for what it does (a seeded shuffle that
+changes every epoch, with a partial last batch or ``drop_last``), but it gathers examples one by one
+in Python and hands each batch back to Python. A partial last batch has a different shape, so a
+jitted step compiles twice; and one Python call per batch costs more than a small SNN's step on a
+CPU. Here the whole split stays on the device, :class:`EpochPlan` only decides *which* examples form
+each batch (``int`` indices ``[n_batches, batch_size]``, with the last batch padded by repeating
+index 0 and a ``mask`` that is ``False`` on the padding), and one compiled ``for_loop`` over the
+batches runs a whole epoch: one compilation for every epoch, every seed, and the partial batch. The
+padded examples are simulated but weigh zero in the loss, so the gradient is exactly that of the
+real examples (:func:`masked_cross_entropy`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import brainstate
+import braintools
+import brainunit as u
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from helpers.model import SNN
+from helpers.readout import READOUTS, readout
+from helpers.validation import (
+    check_bool,
+    check_instance,
+    check_labels,
+    check_non_negative_int,
+    check_one_of,
+    check_positive_int,
+    check_positive_number,
+)
+
+__all__ = ["EpochPlan", "masked_cross_entropy", "MinibatchTrainer"]
+
+
+class EpochPlan:
+    """Which examples form each minibatch of each epoch.
+
+    ``EpochPlan(n_examples, batch_size, seed=s)`` shuffles the examples afresh every epoch with a
+    generator seeded by ``(s, epoch)``, so epoch ``e`` of seed ``s`` has the same batches on every
+    machine and in every run, whatever ran before. With ``shuffle=False`` the order is the dataset's
+    (for evaluation). The last batch is filled up with index 0 and masked out.
+    """
+
+    def __init__(self, n_examples: int, batch_size: int, *, seed: int = 0, shuffle: bool = True):
+        self.n_examples = check_positive_int("n_examples", n_examples)
+        self.batch_size = check_positive_int("batch_size", batch_size)
+        seed = check_non_negative_int("seed", seed)
+        check_bool("shuffle", shuffle)
+        self.seed = int(seed)
+        self.shuffle = shuffle
+        self.n_batches = -(-self.n_examples // self.batch_size)  # ceiling division
+
+    def epoch(self, epoch: int = 0) -> tuple[np.ndarray, np.ndarray]:
+        """``(indices int32 [n_batches, batch_size], mask bool [n_batches, batch_size])`` of ``epoch``.
+
+        Every example appears exactly once where ``mask`` is ``True``.
+        """
+        epoch = check_non_negative_int("epoch", epoch)
+        order = np.arange(self.n_examples)
+        if self.shuffle:
+            order = np.random.default_rng((self.seed, int(epoch))).permutation(self.n_examples)
+        size = self.n_batches * self.batch_size
+        indices = np.zeros(size, dtype=np.int32)
+        indices[: self.n_examples] = order
+        mask = np.arange(size) < self.n_examples
+        return indices.reshape(self.n_batches, self.batch_size), mask.reshape(self.n_batches, self.batch_size)
+
+
+def masked_cross_entropy(logits, labels, mask):
+    """Softmax cross-entropy (nats) of logits ``[B, C]`` against labels ``int [B]``, averaged over the
+    examples where ``mask [B]`` is true (padding weighs nothing)."""
+    per_example = braintools.metric.softmax_cross_entropy_with_integer_labels(logits, labels)
+    weights = mask.astype(per_example.dtype)
+    return jnp.sum(per_example * weights) / jnp.maximum(jnp.sum(weights), 1.0)
+
+
+class MinibatchTrainer:
+    """Trains an :class:`~helpers.SNN` on minibatches of a dataset with BPTT and Adam.
+
+    ``fit(train, epochs, batch_size)`` takes a split ``(spikes [T, N, n_inputs], labels int [N])``,
+    keeps it on the device and runs each epoch as one compiled program (see the module's docstring).
+    ``evaluate`` scores a split in batches of ``eval_batch_size`` (the memory of one batch, not of the
+    whole split, bounds its cost).
+
+    ``regularizer``, if given, is a function of the hidden spikes ``[T, B, n_hidden]`` and the mask
+    ``[B]`` returning a scalar added to the loss (for example :func:`helpers.activity.rate_penalty`).
+    Spikes are simulated as dense 0/1 input (not event-driven): minibatches of a few dozen examples
+    are small enough that the dense product is as fast.
+
+    ``encoder``, if given, is a function from values ``[B, F]`` to spikes ``[T, B, F]`` that runs
+    *inside* the compiled epoch on every batch, for example a rate code drawn with brainstate's
+    generator (``braintools.PoissonEncoder``): then every epoch sees fresh spike trains of the same
+    examples, and a split may be given as values ``(x [N, F], labels)`` instead of spikes. Splits given
+    as spikes ``[T, N, F]`` are used as they are, with or without an encoder.
+
+    With ``data_parallel=True`` every batch is split along its examples over all local devices
+    (``jax.devices()``; the batch size must be a multiple of their number), the weights are replicated,
+    and XLA adds up the devices' gradients: the same losses as on one device, to rounding. To try it on
+    a CPU, start Python with ``XLA_FLAGS=--xla_force_host_platform_device_count=2``.
+    """
+
+    def __init__(
+        self,
+        net: SNN,
+        *,
+        lr: float = 3e-3,
+        readout_method: str = "mean",
+        regularizer: Callable | None = None,
+        encoder: Callable | None = None,
+        data_parallel: bool = False,
+    ):
+        check_instance("net", net, SNN, "a helpers.SNN")
+        check_one_of("readout_method", readout_method, READOUTS)
+        lr = check_positive_number("lr", lr)
+        if regularizer is not None and not callable(regularizer):
+            raise TypeError(f"regularizer must be a function of (hidden_spikes, mask), got {regularizer!r}")
+        if encoder is not None and not callable(encoder):
+            raise TypeError(
+                f"encoder must be a function from values [B, F] to spikes [T, B, F], got {encoder!r}"
+            )
+        self.encoder = encoder
+        check_bool("data_parallel", data_parallel)
+        # data parallelism: every batch is split over all local devices along the example axis; the
+        # weights stay replicated and XLA inserts the sum of the devices' gradients
+        self._mesh = jax.sharding.Mesh(np.array(jax.devices()), ("data",)) if data_parallel else None
+        self.net = net
+        self.lr = lr
+        self.readout_method = readout_method
+        self.regularizer = regularizer
+        self.optimizer = braintools.optim.Adam(lr=self.lr)
+        self.params = net.states(brainstate.ParamState)
+        self.optimizer.register_trainable_weights(self.params)
+        self._epoch = brainstate.transform.jit(self._epoch_fn)
+        self._evaluate = brainstate.transform.jit(self._evaluate_fn)
+
+    # -- traced under jit -------------------------------------------------------------------
+    def _run(self, spikes):
+        """Readout ``[T, B, C]`` and hidden spikes ``[T, B, H]`` from a fresh state."""
+        brainstate.nn.init_all_states(self.net, batch_size=spikes.shape[1])
+
+        def step(x_t):
+            output = self.net.update(x_t)
+            return output, self.net.neurons.get_spike()
+
+        return brainstate.transform.for_loop(step, spikes)
+
+    def _batch_input(self, data, idx):
+        """The spikes ``float [T, B, n_inputs]`` of the examples ``idx`` of a split (spikes or values)."""
+        if data.ndim == 2:  # values: encode this batch now (fresh random spikes with a random encoder)
+            spikes = jnp.asarray(self.encoder(data[idx]), dtype=jnp.float32)
+        else:
+            spikes = data[:, idx].astype(jnp.float32)
+        if self._mesh is not None:
+            by_example = jax.sharding.NamedSharding(
+                self._mesh, jax.sharding.PartitionSpec(None, "data", None)
+            )
+            spikes = jax.lax.with_sharding_constraint(spikes, by_example)
+        return spikes
+
+    def _batch_loss(self, spikes, labels, mask):
+        outputs, hidden = self._run(spikes)
+        loss = masked_cross_entropy(readout(outputs, self.readout_method), labels, mask)
+        if self.regularizer is None:
+            return loss, loss
+        return loss + self.regularizer(hidden, mask), loss
+
+    def _epoch_fn(self, spikes, labels, indices, mask):
+        def train_batch(batch):
+            idx, m = batch
+            grads, _, ce = brainstate.transform.grad(
+                self._batch_loss, self.params, has_aux=True, return_value=True
+            )(self._batch_input(spikes, idx), labels[idx], m)
+            self.optimizer.update(grads)
+            return ce
+
+        return brainstate.transform.for_loop(train_batch, (indices, mask))
+
+    def _evaluate_fn(self, spikes, labels, indices, mask):
+        def eval_batch(batch):
+            idx, m = batch
+            outputs, hidden = self._run(self._batch_input(spikes, idx))
+            logits = readout(outputs, self.readout_method)
+            per_example = braintools.metric.softmax_cross_entropy_with_integer_labels(logits, labels[idx])
+            weights = m.astype(per_example.dtype)
+            return (
+                jnp.sum(per_example * weights),
+                u.math.argmax(logits, axis=1),
+                jnp.sum(hidden, axis=0),  # spike count per example and hidden neuron [B, H]
+            )
+
+        return brainstate.transform.for_loop(eval_batch, (indices, mask))
+
+    # -- public API ---------------------------------------------------------------------------
+    def _device_split(self, split, name: str):
+        """Check a split (spikes ``[T, N, n_inputs]`` or, with an encoder, values ``[N, n_inputs]``, and
+        labels ``int [N]``); return it on the device."""
+        expected = f"(spikes [T, N, {self.net.n_inputs}], labels int [N])"
+        if self.encoder is not None:
+            expected += f" or (values [N, {self.net.n_inputs}], labels int [N])"
+        if not (isinstance(split, (tuple, list)) and len(split) == 2):
+            raise TypeError(f"{name} must be a pair {expected}, got {type(split).__name__}")
+        data, labels = split
+        if isinstance(data, jax.core.Tracer):
+            raise TypeError(f"{name}: pass concrete arrays, not traced values")
+        if getattr(data, "ndim", None) == 2:
+            if self.encoder is None:
+                raise ValueError(
+                    f"{name} holds values [N, F] but this trainer has no encoder: pass spikes [T, N, F] "
+                    f"or create the trainer with encoder=..."
+                )
+            if data.shape[1] != self.net.n_inputs or not np.issubdtype(data.dtype, np.floating):
+                raise ValueError(
+                    f"{name} values must be float [N, {self.net.n_inputs}], got {data.dtype} {data.shape}"
+                )
+            n = data.shape[0]
+        else:
+            self.net.check_input(data)
+            n = data.shape[1]
+        check_labels(labels, n, self.net.n_outputs)
+        return jnp.asarray(data), jnp.asarray(labels, dtype=jnp.int32)
+
+    def _check_batch_size(self, batch_size) -> int:
+        batch_size = check_positive_int("batch_size", batch_size)
+        if self._mesh is not None and batch_size % self._mesh.size:
+            raise ValueError(
+                f"batch_size={batch_size} must be a multiple of the {self._mesh.size} devices that "
+                "data_parallel splits every batch over"
+            )
+        return batch_size
+
+    def reinitialize(self, seed: int) -> None:
+        """Fresh weights (as a new ``SNN`` with the same settings would draw after
+        ``brainstate.random.seed(seed)``) and a fresh optimiser; the compiled programs are kept."""
+        seed = check_non_negative_int("seed", seed)
+        brainstate.random.seed(seed)
+        fresh = type(self.net)(**self.net.init_kwargs).states(brainstate.ParamState)
+        for path, state in self.params.items():
+            state.value = fresh[path].value
+        optimizer = self.optimizer
+        optimizer.opt_state.value = optimizer.tx.init(optimizer.param_states.to_pytree_value())
+        optimizer.step_count.value = jnp.zeros_like(optimizer.step_count.value)
+
+    def weights(self) -> dict:
+        """A copy of the network's trainable weights (path -> array), for :meth:`load_weights`."""
+        return {path: state.value for path, state in self.params.items()}
+
+    def load_weights(self, weights: dict) -> None:
+        """Put back weights taken with :meth:`weights` (from this trainer or one with the same network)."""
+        if not isinstance(weights, dict) or set(weights) != set(self.params):
+            raise ValueError(
+                f"weights must be a dict with the keys {sorted(map(str, self.params))}, "
+                "as MinibatchTrainer.weights() returns"
+            )
+        for path, state in self.params.items():
+            if jax.tree.structure(weights[path]) != jax.tree.structure(state.value) or any(
+                np.shape(a) != np.shape(b)
+                for a, b in zip(jax.tree.leaves(weights[path]), jax.tree.leaves(state.value), strict=True)
+            ):
+                raise ValueError(f"weights[{path!r}] does not have the shape of this network's weights")
+        for path, state in self.params.items():
+            state.value = weights[path]
+
+    def fit(
+        self,
+        train,
+        epochs: int,
+        batch_size: int = 64,
+        *,
+        seed: int = 0,
+        validation=None,
+        eval_batch_size: int = 256,
+    ) -> dict:
+        """Train for ``epochs`` passes over ``train = (spikes [T, N, n_inputs], labels int [N])`` (or
+        values ``[N, n_inputs]`` with an encoder) in shuffled minibatches of ``batch_size`` (the
+        shuffle seeded with ``seed``).
+
+        Returns a history of arrays ``[epochs]``: ``epoch`` (1..epochs), ``train_loss`` (the mean
+        cross-entropy of the epoch's batches, weighted by their real examples, measured before each
+        update) and, with ``validation = (spikes, labels)``, ``val_loss`` and ``val_accuracy`` after
+        each epoch. Raises :class:`FloatingPointError` if the loss becomes NaN or infinite.
+        """
+        epochs = check_positive_int("epochs", epochs)
+        batch_size = self._check_batch_size(batch_size)
+        spikes, labels = self._device_split(train, "train")
+        plan = EpochPlan(labels.shape[0], batch_size, seed=seed)
+        history = {"epoch": [], "train_loss": []}
+        if validation is not None:
+            val = self._device_split(validation, "validation")
+            history |= {"val_loss": [], "val_accuracy": []}
+        for epoch in range(epochs):
+            indices, mask = plan.epoch(epoch)
+            losses = np.asarray(self._epoch(spikes, labels, jnp.asarray(indices), jnp.asarray(mask)))
+            real = mask.sum(axis=1)
+            loss = float(np.sum(losses * real) / real.sum())
+            if not np.isfinite(loss):
+                raise FloatingPointError(
+                    f"training diverged: the loss became {loss} in epoch {epoch + 1}; lower the learning "
+                    f"rate (lr={self.lr}) or check the data"
+                )
+            history["epoch"].append(epoch + 1)
+            history["train_loss"].append(loss)
+            if validation is not None:
+                scores = self.evaluate(val, eval_batch_size)
+                history["val_loss"].append(scores["loss"])
+                history["val_accuracy"].append(scores["accuracy"])
+        return {key: np.asarray(values) for key, values in history.items()}
+
+    def evaluate(self, split, batch_size: int = 256) -> dict:
+        """Score ``split = (spikes [T, N, n_inputs], labels int [N])`` in batches of ``batch_size``.
+
+        Returns ``loss`` (mean cross-entropy, nats), ``accuracy``, ``predictions int [N]`` and
+        ``hidden_counts float [N, n_hidden]`` (spikes of every hidden neuron on every example).
+        """
+        batch_size = self._check_batch_size(batch_size)
+        spikes, labels = self._device_split(split, "split")
+        n = labels.shape[0]
+        indices, mask = EpochPlan(n, batch_size, shuffle=False).epoch(0)
+        loss_sums, predictions, counts = self._evaluate(
+            spikes, labels, jnp.asarray(indices), jnp.asarray(mask)
+        )
+        predictions = np.asarray(predictions).reshape(-1)[:n]
+        counts = np.asarray(counts).reshape(-1, counts.shape[-1])[:n]
+        return {
+            "loss": float(np.sum(loss_sums)) / n,
+            "accuracy": float(np.mean(predictions == np.asarray(labels))),
+            "predictions": predictions,
+            "hidden_counts": counts,
+        }
