@@ -1,0 +1,139 @@
+"""helpers.cli_datasets: ``python -m helpers train --dataset digits|mnist1d``, end to end, in-process.
+
+The splits are cut down (``load_splits`` monkeypatched) and the baselines' iteration budgets lowered
+so that the runs take seconds; everything else is what the command line runs. No trained number is
+hard-coded: each is checked against what the files themselves say.
+"""
+
+import csv
+import json
+
+import brainstate
+import brainunit as u
+import numpy as np
+import pytest
+
+import helpers
+from helpers import cli_datasets
+from helpers.cli import main as cli_main
+
+FILES = {"checkpoint.msgpack", "history.csv", "history.png", "run.json"}
+
+
+@pytest.fixture
+def small(monkeypatch):
+    """Real splits, cut to a few examples per part; cheap baselines."""
+    real = cli_datasets.load_splits
+
+    def load(dataset):
+        splits = real(dataset)
+        return helpers.datasets.Splits(
+            *((x[:n], y[:n]) for (x, y), n in zip(splits, (96, 64, 64), strict=True))
+        )
+
+    monkeypatch.setattr(cli_datasets, "load_splits", load)
+    monkeypatch.setattr(cli_datasets, "MLP_MAX_ITER", {"digits": 20, "mnist1d": 5})
+    monkeypatch.setattr(cli_datasets, "LOGISTIC_MAX_ITER", 50)
+    return load
+
+
+def _history(out):
+    with open(out / "history.csv") as stream:
+        rows = list(csv.DictReader(stream))
+    return {key: np.array([float(r[key]) for r in rows]) for key in rows[0]}
+
+
+def _check_run(out, dataset, epochs, baseline_names):
+    assert {p.name for p in out.iterdir()} == FILES
+    run = json.loads((out / "run.json").read_text())
+    history = _history(out)
+    assert list(history["epoch"]) == list(range(1, epochs + 1))
+    assert run["dataset"] == dataset and run["epochs"] == epochs
+    # the best epoch on validation is the one recorded (the first of equally good ones)
+    assert run["best_epoch"] == int(np.argmax(history["val_accuracy"])) + 1
+    assert run["validation_accuracy"] == pytest.approx(history["val_accuracy"].max(), abs=1e-7)
+    assert 0 <= run["test_accuracy"] <= 1
+    assert set(run["baselines"]) == set(baseline_names)
+    assert all(0 <= acc <= 1 for acc in run["baselines"].values())
+    return run, history
+
+
+def test_digits_end_to_end(tmp_path, small, capsys):
+    out = tmp_path / "digits"
+    args = ["train", "--dataset", "digits", "--hidden", "16", "--epochs", "3", "--batch", "32"]
+    assert cli_main([*args, "--no-progress", "--out", str(out)]) == 0
+    printed = capsys.readouterr().out
+    assert "best validation accuracy" in printed and "baseline mlp_128_pixels" in printed
+    run, history = _check_run(
+        out,
+        "digits",
+        3,
+        ["logistic_regression_pixels", "logistic_regression_latency_counts", "mlp_128_pixels"],
+    )
+    settings = run["settings"]
+    assert (settings["inputs"], settings["hidden"], settings["outputs"], settings["steps"]) == (
+        64,
+        16,
+        10,
+        20,
+    )
+    assert (settings["batch"], settings["lr"]) == (32, 1e-2)  # given, and the notebook's default
+
+    # the checkpoint holds the best-on-validation weights: reloaded, they score what run.json says
+    brainstate.environ.set(dt=1.0 * u.ms)
+    net = helpers.SNN(64, 16, 10)
+    restored = helpers.load_checkpoint(out / "checkpoint.msgpack", helpers.Trainer(net))
+    assert restored["epoch"] == run["best_epoch"] and restored["extra"]["dataset"] == "digits"
+    train, val, test = cli_datasets.encode("digits", small("digits"), 20)
+    trainer = helpers.MinibatchTrainer(net, lr=1e-2)
+    assert trainer.evaluate(val)["accuracy"] == pytest.approx(run["validation_accuracy"], abs=1e-12)
+    assert trainer.evaluate(test)["accuracy"] == pytest.approx(run["test_accuracy"], abs=1e-12)
+
+    # the epochs are MinibatchTrainer.fit's from the same first weights (seed 0): the same batches,
+    # updates and validation scores
+    trainer.reinitialize(0)
+    fitted = trainer.fit(train, 3, 32, seed=0, validation=val)
+    np.testing.assert_allclose(history["train_loss"], fitted["train_loss"], rtol=1e-6)
+    np.testing.assert_allclose(history["val_accuracy"], fitted["val_accuracy"], atol=1e-7)
+
+
+def test_mnist1d_end_to_end(tmp_path, small):
+    out = tmp_path / "mnist1d"
+    args = ["train", "--dataset", "mnist1d", "--hidden", "8", "--epochs", "2", "--no-progress"]
+    assert cli_main([*args, "--out", str(out)]) == 0
+    run, _ = _check_run(out, "mnist1d", 2, ["logistic_regression_sequence", "mlp_100_100_sequence"])
+    settings = run["settings"]
+    assert (settings["inputs"], settings["steps"], settings["batch"], settings["lr"]) == (32, 40, 128, 2e-2)
+
+
+@pytest.mark.parametrize(
+    ("dataset", "option", "value"),
+    [
+        ("digits", "--inputs", "64"),
+        ("digits", "--outputs", "10"),
+        ("digits", "--rate", "5"),
+        ("digits", "--resume", "checkpoint.msgpack"),
+        ("mnist1d", "--steps", "40"),
+        ("mnist1d", "--inputs", "32"),
+        ("mnist1d", "--resume", "checkpoint.msgpack"),
+    ],
+)
+def test_refused_options(tmp_path, capsys, dataset, option, value):
+    out = tmp_path / "out"
+    with pytest.raises(SystemExit) as stop:
+        cli_main(["train", "--dataset", dataset, option, value, "--out", str(out)])
+    assert stop.value.code == 2
+    err = capsys.readouterr().err
+    assert err.startswith("usage: python -m helpers") and "Traceback" not in err
+    assert err.splitlines()[-1] == (
+        f"python -m helpers train: error: {option}: not an option for --dataset {dataset} "
+        f"(the dataset {'does not resume runs' if option == '--resume' else 'fixes it'})"
+    )
+    assert not out.exists()
+
+
+def test_help_names_the_datasets(capsys):
+    with pytest.raises(SystemExit):
+        cli_main(["train", "--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    assert "{random,digits,mnist1d}" in text and "does not support --resume" in text
