@@ -257,7 +257,7 @@ def train(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
 
     Returns the exit status: 0, or 1 if training diverged (then nothing is written).
     """
-    if args.dataset != "random":
+    if cli_datasets.dataset_of(args) != "random":  # digits, mnist1d: minibatch training on real data
         return cli_datasets.train(args, parser)
     resume = _resume_settings(args, parser)
     if args.out.exists() and not args.out.is_dir():

@@ -34,8 +34,8 @@ DEFAULTS = {
 }
 #: options of the random dataset that a real dataset fixes: refused when given
 FIXED = {
-    "digits": ("inputs", "outputs", "rate", "resume"),
-    "mnist1d": ("inputs", "outputs", "rate", "steps", "resume"),
+    "digits": ("inputs", "outputs", "rate"),
+    "mnist1d": ("inputs", "outputs", "rate", "steps"),
 }
 #: MNIST-1D's level crossings (notebook 10): 16 levels, two channels each
 MNIST1D_LEVELS = np.linspace(-2, 2, 16)
@@ -56,6 +56,19 @@ class RecordingStore(argparse.Action):
         self.given = True
 
 
+def dataset_of(args: argparse.Namespace) -> str:
+    """The dataset a ``train`` command runs on: ``--dataset``, or that of a real-data checkpoint
+    given to ``--resume`` (so that resuming one is refused clearly, not attempted as random data)."""
+    if args.dataset == "random" and args.resume is not None:
+        try:
+            extra = helpers.read_checkpoint(args.resume).get("extra", {})
+        except (FileNotFoundError, helpers.CheckpointError):
+            return "random"  # the random path reports it
+        if extra.get("dataset") in DEFAULTS:
+            return extra["dataset"]
+    return args.dataset
+
+
 def _given(parser: argparse.ArgumentParser) -> set[str]:
     return {a.dest for a in parser._actions if getattr(a, "given", False)}
 
@@ -63,11 +76,16 @@ def _given(parser: argparse.ArgumentParser) -> set[str]:
 def _settle_options(args: argparse.Namespace, parser: argparse.ArgumentParser) -> None:
     """Refuse the options the dataset fixes; fill in the notebook's settings where none was given."""
     given = _given(parser)
+    if args.resume is not None:
+        if args.dataset == "random":  # a real-data checkpoint (see dataset_of)
+            parser.error(
+                f"--resume: {args.resume} holds a --dataset {dataset_of(args)} run; only --dataset random "
+                "runs can be resumed"
+            )
+        parser.error(f"--resume: not supported for --dataset {args.dataset} (only for --dataset random)")
     for option in FIXED[args.dataset]:
-        if option in given or (option == "resume" and args.resume is not None):
-            flag = "--" + option
-            what = "does not resume runs" if option == "resume" else "fixes it"
-            parser.error(f"{flag}: not an option for --dataset {args.dataset} (the dataset {what})")
+        if option in given:
+            parser.error(f"--{option}: not an option for --dataset {args.dataset} (the dataset fixes it)")
     for option, value in DEFAULTS[args.dataset].items():
         if option not in given:
             setattr(args, option, value)
@@ -181,9 +199,11 @@ def _train(trainer, train, val, args) -> tuple[dict, dict, object]:
                 best = {"epoch": epoch + 1, "val_accuracy": scores["accuracy"], "val_loss": scores["loss"]}
                 best_state = (trainer.weights(), trainer.optimizer.opt_state.value)
             progress.set_postfix(
-                loss=f"{loss:.4f}",
-                val_acc=f"{scores['accuracy']:.4f}",
-                best=f"{best['val_accuracy']:.4f}",
+                {
+                    "loss": f"{loss:.4f}",
+                    "val_acc": f"{scores['accuracy']:.4f}",
+                    "best": f"{best['val_accuracy']:.4f}",
+                },
                 refresh=False,
             )
     return {k: np.asarray(v) for k, v in history.items()}, best, best_state

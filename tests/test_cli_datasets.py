@@ -96,6 +96,13 @@ def test_digits_end_to_end(tmp_path, small, capsys):
     np.testing.assert_allclose(history["train_loss"], fitted["train_loss"], rtol=1e-6)
     np.testing.assert_allclose(history["val_accuracy"], fitted["val_accuracy"], atol=1e-7)
 
+    # resuming it as a random-data run is refused, clearly
+    checkpoint = out / "checkpoint.msgpack"
+    message = (
+        f"--resume: {checkpoint} holds a --dataset digits run; only --dataset random runs can be resumed"
+    )
+    assert usage_error(["--resume", str(checkpoint)], tmp_path / "resumed", capsys) == message
+
 
 def test_mnist1d_end_to_end(tmp_path, small):
     out = tmp_path / "mnist1d"
@@ -112,24 +119,33 @@ def test_mnist1d_end_to_end(tmp_path, small):
         ("digits", "--inputs", "64"),
         ("digits", "--outputs", "10"),
         ("digits", "--rate", "5"),
-        ("digits", "--resume", "checkpoint.msgpack"),
         ("mnist1d", "--steps", "40"),
         ("mnist1d", "--inputs", "32"),
-        ("mnist1d", "--resume", "checkpoint.msgpack"),
     ],
 )
 def test_refused_options(tmp_path, capsys, dataset, option, value):
-    out = tmp_path / "out"
+    message = f"{option}: not an option for --dataset {dataset} (the dataset fixes it)"
+    assert usage_error(["--dataset", dataset, option, value], tmp_path / "out", capsys) == message
+
+
+@pytest.mark.parametrize("dataset", ["digits", "mnist1d"])
+def test_resume_refused(tmp_path, capsys, dataset):
+    message = f"--resume: not supported for --dataset {dataset} (only for --dataset random)"
+    args = ["--dataset", dataset, "--resume", str(tmp_path / "checkpoint.msgpack")]
+    assert usage_error(args, tmp_path / "out", capsys) == message
+
+
+def usage_error(args, out, capsys) -> str:
+    """Run ``train ARGS --out OUT``; expect a one-line usage error and nothing written; return it."""
     with pytest.raises(SystemExit) as stop:
-        cli_main(["train", "--dataset", dataset, option, value, "--out", str(out)])
+        cli_main(["train", *args, "--out", str(out)])
     assert stop.value.code == 2
     err = capsys.readouterr().err
     assert err.startswith("usage: python -m helpers") and "Traceback" not in err
-    assert err.splitlines()[-1] == (
-        f"python -m helpers train: error: {option}: not an option for --dataset {dataset} "
-        f"(the dataset {'does not resume runs' if option == '--resume' else 'fixes it'})"
-    )
     assert not out.exists()
+    prefix = "python -m helpers train: error: "
+    assert err.splitlines()[-1].startswith(prefix)
+    return err.splitlines()[-1].removeprefix(prefix)
 
 
 def test_help_names_the_datasets(capsys):
