@@ -160,53 +160,43 @@ def baselines(dataset: str, splits, encoded) -> dict[str, float]:
 
 
 def _train(trainer, train, val, args) -> tuple[dict, dict, object]:
-    """The minibatch epochs of :meth:`helpers.MinibatchTrainer.fit` (the same batches, the same
-    updates), one at a time so that the progress bar shows each epoch's validation accuracy.
+    """:meth:`helpers.MinibatchTrainer.fit` with a progress bar that shows each epoch's validation
+    accuracy, keeping the weights and optimiser state of the best epoch on validation.
 
     Returns the history (arrays ``[epochs]``), the best epoch's record and its weights and optimiser
     state. Raises :class:`FloatingPointError` if the loss becomes NaN or infinite."""
-    import jax.numpy as jnp
     from tqdm.auto import tqdm
 
-    spikes, labels = trainer._device_split(train, "train")
-    val = trainer._device_split(val, "validation")
-    plan = helpers.EpochPlan(labels.shape[0], args.batch, seed=args.seed)
-    history = {"epoch": [], "train_loss": [], "val_loss": [], "val_accuracy": []}
     best = {"epoch": 0, "val_accuracy": -1.0}
     best_state = None
     with tqdm(
-        range(args.epochs), desc="training", unit="epoch", disable=args.no_progress, file=sys.stderr
+        total=args.epochs, desc="training", unit="epoch", disable=args.no_progress, file=sys.stderr
     ) as progress:
-        for epoch in progress:
-            indices, mask = plan.epoch(epoch)
-            losses = np.asarray(trainer._epoch(spikes, labels, jnp.asarray(indices), jnp.asarray(mask)))
-            real = mask.sum(axis=1)
-            loss = float(np.sum(losses * real) / real.sum())
-            if not np.isfinite(loss):
-                raise FloatingPointError(
-                    f"training diverged: the loss became {loss} in epoch {epoch + 1}; lower the "
-                    f"learning rate (--lr {args.lr:g})"
-                )
-            scores = trainer.evaluate(val, EVAL_BATCH)
-            for key, value in (
-                ("epoch", epoch + 1),
-                ("train_loss", loss),
-                ("val_loss", scores["loss"]),
-                ("val_accuracy", scores["accuracy"]),
-            ):
-                history[key].append(value)
-            if scores["accuracy"] > best["val_accuracy"]:  # the first of equally good epochs
-                best = {"epoch": epoch + 1, "val_accuracy": scores["accuracy"], "val_loss": scores["loss"]}
+
+        def on_epoch(row: dict) -> None:
+            nonlocal best, best_state
+            if row["val_accuracy"] > best["val_accuracy"]:  # the first of equally good epochs
+                best = {
+                    "epoch": row["epoch"],
+                    "val_accuracy": row["val_accuracy"],
+                    "val_loss": row["val_loss"],
+                }
                 best_state = (trainer.weights(), trainer.optimizer.opt_state.value)
+            progress.update(1)
             progress.set_postfix(
                 {
-                    "loss": f"{loss:.4f}",
-                    "val_acc": f"{scores['accuracy']:.4f}",
+                    "loss": f"{row['train_loss']:.4f}",
+                    "val_acc": f"{row['val_accuracy']:.4f}",
                     "best": f"{best['val_accuracy']:.4f}",
                 },
                 refresh=False,
             )
-    return {k: np.asarray(v) for k, v in history.items()}, best, best_state
+
+        history = trainer.fit(
+            train, args.epochs, args.batch, seed=args.seed, validation=val, eval_batch_size=EVAL_BATCH,
+            on_epoch=on_epoch,
+        )  # fmt: skip
+    return history, best, best_state
 
 
 def _write(args, checkpoint_trainer, history: dict, best: dict, summary: dict) -> None:

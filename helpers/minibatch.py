@@ -276,6 +276,7 @@ class MinibatchTrainer:
         seed: int = 0,
         validation=None,
         eval_batch_size: int = 256,
+        on_epoch: Callable[[dict], None] | None = None,
     ) -> dict:
         """Train for ``epochs`` passes over ``train = (spikes [T, N, n_inputs], labels int [N])`` (or
         values ``[N, n_inputs]`` with an encoder) in shuffled minibatches of ``batch_size`` (the
@@ -284,7 +285,9 @@ class MinibatchTrainer:
         Returns a history of arrays ``[epochs]``: ``epoch`` (1..epochs), ``train_loss`` (the mean
         cross-entropy of the epoch's batches, weighted by their real examples, measured before each
         update) and, with ``validation = (spikes, labels)``, ``val_loss`` and ``val_accuracy`` after
-        each epoch. Raises :class:`FloatingPointError` if the loss becomes NaN or infinite.
+        each epoch. ``on_epoch``, if given, is called after every epoch with that epoch's row of the
+        history (a dict of numbers), for example to drive a progress bar or keep the best weights.
+        Raises :class:`FloatingPointError` if the loss becomes NaN or infinite.
         """
         epochs = check_positive_int("epochs", epochs)
         batch_size = self._check_batch_size(batch_size)
@@ -304,12 +307,14 @@ class MinibatchTrainer:
                     f"training diverged: the loss became {loss} in epoch {epoch + 1}; lower the learning "
                     f"rate (lr={self.lr}) or check the data"
                 )
-            history["epoch"].append(epoch + 1)
-            history["train_loss"].append(loss)
+            row = {"epoch": epoch + 1, "train_loss": loss}
             if validation is not None:
                 scores = self.evaluate(val, eval_batch_size)
-                history["val_loss"].append(scores["loss"])
-                history["val_accuracy"].append(scores["accuracy"])
+                row |= {"val_loss": scores["loss"], "val_accuracy": scores["accuracy"]}
+            for key, value in row.items():
+                history[key].append(value)
+            if on_epoch is not None:
+                on_epoch(row)
         return {key: np.asarray(values) for key, values in history.items()}
 
     def evaluate(self, split, batch_size: int = 256) -> dict:

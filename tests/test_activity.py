@@ -72,6 +72,7 @@ def test_rate_penalty_is_the_mean_spike_count_per_neuron_over_real_examples():
         A.rate_penalty(-1)
 
 
+@pytest.mark.slow
 def test_the_penalty_lowers_the_hidden_activity_in_training():
     brainstate.environ.set(dt=1.0 * u.ms)
     x = jnp.asarray(np.random.default_rng(0).random((20, 64, 16)) < 0.1)

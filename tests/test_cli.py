@@ -132,6 +132,7 @@ def test_a_run_as_a_user_types_it(tmp_path):
     assert len(read_losses(tmp_path / "a")) == 5
 
 
+@pytest.mark.slow
 def test_resume_continues_the_same_history_with_the_checkpoints_settings(tmp_path):
     """--resume takes data, seed and learning rate from the checkpoint: a resumed run equals a straight
     one bit for bit, though the resuming command names none of those options."""

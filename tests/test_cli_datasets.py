@@ -58,6 +58,7 @@ def _check_run(out, dataset, epochs, baseline_names):
     return run, history
 
 
+@pytest.mark.slow
 def test_digits_end_to_end(tmp_path, small, capsys):
     out = tmp_path / "digits"
     args = ["train", "--dataset", "digits", "--hidden", "16", "--epochs", "3", "--batch", "32"]
@@ -104,6 +105,7 @@ def test_digits_end_to_end(tmp_path, small, capsys):
     assert usage_error(["--resume", str(checkpoint)], tmp_path / "resumed", capsys) == message
 
 
+@pytest.mark.slow
 def test_mnist1d_end_to_end(tmp_path, small):
     out = tmp_path / "mnist1d"
     args = ["train", "--dataset", "mnist1d", "--hidden", "8", "--epochs", "2", "--no-progress"]

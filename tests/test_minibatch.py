@@ -68,6 +68,7 @@ def small_trainer(seed=0, **kwargs):
     return MinibatchTrainer(helpers.SNN(64, 32, 10), lr=1e-2, **kwargs)
 
 
+@pytest.mark.slow
 def test_the_padded_examples_do_not_change_the_gradient(digits_latency):
     (spikes, labels), _ = digits_latency
     trainer = small_trainer()
@@ -129,6 +130,7 @@ def test_evaluation_in_batches_matches_one_batch(digits_latency):
     )
 
 
+@pytest.mark.slow
 def test_an_encoder_draws_fresh_spikes_inside_the_compiled_epoch():
     splits = D.load_digits()
     encoder = braintools.PoissonEncoder(normalize=True, max_rate=500.0)
@@ -205,6 +207,7 @@ print("ok")
 """
 
 
+@pytest.mark.slow
 def test_data_parallel_minibatches_give_the_same_losses_on_two_devices():
     import os
     import subprocess

@@ -169,6 +169,7 @@ def test_detached_reset_keeps_the_forward_pass_and_cuts_only_the_reset_gradient(
         helpers.model.detach_reset("net")
 
 
+@pytest.mark.slow
 def test_switchable_surrogate_trains_like_the_surrogate_it_selects():
     import braintools
 

@@ -125,6 +125,7 @@ NOTEBOOKS = {
 }
 
 
+@pytest.mark.slow
 def test_nbval_with_the_extension_fails_exactly_the_broken_notebooks(tmp_path):
     for name, (cells, _) in NOTEBOOKS.items():
         nbformat.write(notebook(cells), tmp_path / f"{name}.ipynb")

@@ -64,6 +64,7 @@ def test_per_run_states_and_per_run_data(data):
         fit_runs(trainer, [0, 1, 2], stacked, 2, per_run_data=True)
 
 
+@pytest.mark.slow
 def test_per_run_data_event_driven_equals_dense(data):
     spikes, labels = data
     other = helpers.poisson_dataset(n_steps=30, batch_size=16, rate=20.0 * u.Hz, seed=4)

@@ -162,6 +162,7 @@ def test_reinitialize_equals_a_fresh_trainer_without_recompiling(small_batch):
     assert compiled.jitted == 0
 
 
+@pytest.mark.slow
 def test_fit_history_records_without_training_on_validation():
     spikes, labels = helpers.pattern_dataset(96, n_classes=3, n_steps=40, n_inputs=30, seed=2)
     train, validation = helpers.split_batch(spikes, labels, 64, 32)
