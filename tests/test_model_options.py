@@ -79,6 +79,7 @@ def test_trainable_time_constants_start_at_tau_mem_and_get_a_gradient(small_batc
     assert np.asarray(net.record(spikes)["spikes"]).sum() > np.asarray(fixed.record(spikes)["spikes"]).sum()
 
 
+@pytest.mark.slow
 def test_both_options_train_with_the_minibatch_trainer():
     brainstate.random.seed(0)
     x = jnp.asarray(np.random.default_rng(0).random((10, 40, 8)) < 0.2)

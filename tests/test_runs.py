@@ -31,6 +31,7 @@ def test_each_run_matches_its_seed_trained_alone(data):
     np.testing.assert_array_equal(result["same_accuracy"], result["train_accuracy"])
 
 
+@pytest.mark.slow
 def test_fit_runs_leaves_the_trainer_as_it_was(data):
     spikes, labels = data
     brainstate.random.seed(0)
@@ -41,6 +42,7 @@ def test_fit_runs_leaves_the_trainer_as_it_was(data):
     assert trainer.fit(spikes, labels, 2).shape == (2,)  # still trains alone
 
 
+@pytest.mark.slow
 def test_per_run_states_and_per_run_data(data):
     spikes, labels = data
     S = braintools.surrogate
@@ -78,6 +80,7 @@ def test_per_run_data_event_driven_equals_dense(data):
     np.testing.assert_array_equal(results[True]["train_accuracy"], results[False]["train_accuracy"])
 
 
+@pytest.mark.slow
 def test_a_second_call_reuses_the_compiled_program(data):
     spikes, labels = data
     trainer = helpers.Trainer(helpers.SNN())
