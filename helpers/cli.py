@@ -253,8 +253,18 @@ def _output_size(args: argparse.Namespace) -> int:
 
 
 def _check_resources(args: argparse.Namespace, parser: argparse.ArgumentParser) -> Path:
-    """Before training: refuse an ``--out`` that cannot be written or lacks room, and sizes whose
-    memory estimate exceeds the available memory. Returns ``--out`` as an absolute path."""
+    """Before training: refuse sizes whose memory estimate exceeds the available memory, and an ``--out``
+    that cannot be written or lacks room. Returns ``--out`` as an absolute path."""
+    memory = training_memory(
+        args.steps, args.batch, args.inputs, args.hidden, args.outputs, args.rate, args.epochs
+    )["total"]
+    available = available_memory()
+    if available is not None and memory > available:
+        parser.error(
+            f"--steps {args.steps} --batch {args.batch} --inputs {args.inputs} --hidden {args.hidden}: "
+            f"training needs about {_size(memory)} of memory (estimate), more than the "
+            f"{_size(available)} available; use fewer steps, a smaller batch or fewer neurons"
+        )
     out = Path(os.path.abspath(args.out))
     try:
         if out.parent == out:
@@ -282,16 +292,6 @@ def _check_resources(args: argparse.Namespace, parser: argparse.ArgumentParser) 
     if free < needed:
         parser.error(
             f"--out {args.out}: the outputs need about {_size(needed)} but {existing} has {_size(free)} free"
-        )
-    memory = training_memory(
-        args.steps, args.batch, args.inputs, args.hidden, args.outputs, args.rate, args.epochs
-    )["total"]
-    available = available_memory()
-    if available is not None and memory > available:
-        parser.error(
-            f"--steps {args.steps} --batch {args.batch} --inputs {args.inputs} --hidden {args.hidden}: "
-            f"training needs about {_size(memory)} of memory (estimate), more than the "
-            f"{_size(available)} available; use fewer steps, a smaller batch or fewer neurons"
         )
     return out
 
@@ -417,8 +417,8 @@ def publish(out: Path, contents: dict[str, bytes | Callable[[Path], Any]]) -> No
     try:
         for folder in reversed([out.parent, *out.parent.parents]):
             if not folder.exists():
+                created.append(folder)  # before: an interrupt right after mkdir still removes it
                 _make_folder(folder)
-                created.append(folder)
         staging = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}.new-"))
         aside = staging.with_name(staging.name.replace(".new-", ".old-", 1))
         umask = os.umask(0)
