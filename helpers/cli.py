@@ -269,6 +269,8 @@ def _check_resources(args: argparse.Namespace, parser: argparse.ArgumentParser) 
     try:
         if out.parent == out:
             parser.error(f"--out {args.out}: give a folder below the root")
+        if out.is_symlink():  # the swap would replace the link, not the folder it points to
+            parser.error(f"--out {args.out}: is a symbolic link; give the folder it points to")
         if out.exists():
             if not out.is_dir():
                 parser.error(f"--out {args.out}: exists and is not a folder")

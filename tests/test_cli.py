@@ -246,6 +246,13 @@ def test_cli_out_holding_other_files_is_not_replaced(tmp_path, capsys):
     assert folder_state(tmp_path) == {"out/notes.txt": b"mine\n"}
 
 
+def test_cli_out_as_a_symbolic_link(tmp_path, capsys):
+    (tmp_path / "real").mkdir()
+    (tmp_path / "link").symlink_to(tmp_path / "real")
+    assert "is a symbolic link; give the folder it points to" in run_cli(GOOD, tmp_path / "link", capsys)
+    assert list((tmp_path / "real").iterdir()) == []
+
+
 def test_cli_memory_estimate_against_the_available_memory(tmp_path, capsys, monkeypatch):
     assert cli_module.available_memory() > 2**20  # the real one reads /proc/meminfo or os.sysconf
     monkeypatch.setattr(cli_module, "available_memory", lambda: 16 * 1024)
