@@ -240,14 +240,10 @@ def timing_dataset(
     if n_classes < 2:
         raise ValueError(f"n_classes must be at least 2, got {n_classes}")
     check_positive_quantity("background_rate", background_rate, u.Hz)
-    if not isinstance(jitter, u.Quantity) or u.get_dim(jitter) != u.get_dim(u.ms) or float(jitter / u.ms) < 0:
-        raise ValueError(f"jitter must be a non-negative time, e.g. 4 * u.ms, got {jitter!r}")
-    if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
-        raise ValueError(f"seed must be a non-negative integer, got {seed!r}")
-    dt = brainstate.environ.get_dt() if dt is None else check_positive_quantity("dt", dt, u.ms)
-    probability = float(background_rate * dt)
-    if probability > 1:
-        raise ValueError(f"background_rate * dt must be a probability <= 1, got {probability:.3g}")
+    check_non_negative_quantity("jitter", jitter, u.ms)
+    check_seed("seed", seed)
+    dt = _step(dt)
+    probability = check_rate_per_step("background_rate", background_rate, dt)
     jitter_steps = int(round(float(jitter / dt)))
     if n_steps <= 2 * jitter_steps:
         raise ValueError(
