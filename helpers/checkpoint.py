@@ -104,6 +104,8 @@ CONFIG_TYPES = {
     "n_inputs": int, "n_hidden": int, "n_outputs": int, "tau_syn_ms": float, "tau_mem_ms": float,
     "tau_out_ms": float, "v_threshold_mV": float, "input_scale": float, "surrogate": str,
 }  # fmt: skip
+#: fields of :attr:`helpers.SNN.config` present only when the option is set
+OPTIONAL_CONFIG_TYPES = {"recurrent": bool, "train_tau_mem": bool}
 
 
 def _kind(value) -> str:
@@ -117,9 +119,14 @@ def _field_problem(raw: dict) -> str | None:
     config = raw["config"]
     if not isinstance(config, dict):
         return f"config must be a dict, got {_kind(config)}"
-    if set(config) != set(CONFIG_TYPES):
-        return f"config must hold the keys {sorted(CONFIG_TYPES)}, got {sorted(config)}"
-    for key, kind in CONFIG_TYPES.items():
+    if not set(CONFIG_TYPES) <= set(config) <= set(CONFIG_TYPES) | set(OPTIONAL_CONFIG_TYPES):
+        return (
+            f"config must hold the keys {sorted(CONFIG_TYPES)} (and optionally "
+            f"{sorted(OPTIONAL_CONFIG_TYPES)}), got {sorted(config)}"
+        )
+    for key, kind in (CONFIG_TYPES | OPTIONAL_CONFIG_TYPES).items():
+        if key not in config:
+            continue
         value = config[key]
         if type(value) is not kind and not (kind is float and type(value) is int):
             return f"config[{key!r}] must be {kind.__name__}, got {_kind(value)}"
@@ -187,9 +194,9 @@ def load_checkpoint(path: str | os.PathLike, trainer: Trainer) -> dict[str, Any]
     ours = trainer.net.config
     saved = raw["config"]
     differences = [
-        f"{key}: checkpoint {saved.get(key)!r}, network {ours[key]!r}"
-        for key in ours
-        if key not in ("surrogate",) and saved.get(key) != ours[key]
+        f"{key}: checkpoint {saved.get(key)!r}, network {ours.get(key)!r}"
+        for key in [*ours, *(key for key in saved if key not in ours)]
+        if key not in ("surrogate",) and saved.get(key) != ours.get(key)
     ]
     if differences:
         raise CheckpointError(f"{path} was saved from another network ({'; '.join(differences)})")

@@ -162,3 +162,15 @@ def test_crafted_checkpoints_are_refused_field_by_field(case, change, message, t
         helpers.load_checkpoint(crafted(good, tmp_path, change), trainer)
     for a, b in zip(before, leaves(trainer.net.states(brainstate.ParamState)), strict=True):
         np.testing.assert_array_equal(a, b)
+
+
+def test_checkpoint_of_a_recurrent_network_with_trainable_time_constants(small_batch, tmp_path):
+    """The options in the configuration, and the extra parameters, pass the field-by-field checks."""
+    spikes, labels = small_batch
+    trainer = helpers.Trainer(helpers.SNN(recurrent=True, train_tau_mem=True))
+    losses = trainer.fit(spikes, labels, 2)
+    path = helpers.save_checkpoint(tmp_path / "c.msgpack", trainer, epoch=2, losses=losses)
+    info = helpers.load_checkpoint(path, helpers.Trainer(helpers.SNN(recurrent=True, train_tau_mem=True)))
+    assert info["config"]["recurrent"] is True and info["epoch"] == 2
+    with pytest.raises(helpers.CheckpointError, match="saved from another network"):
+        helpers.load_checkpoint(path, helpers.Trainer(helpers.SNN()))
