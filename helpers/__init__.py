@@ -36,7 +36,7 @@ from helpers.plotting import (
     plot_readout,
 )
 from helpers.readout import READOUTS, confusion_matrix, cross_entropy, readout
-from helpers.training import Trainer, accuracy, fit
+from helpers.training import LossBlowUpWarning, Trainer, accuracy, fit
 from helpers.versions import TESTED_VERSIONS, StackWarning, check_stack, print_stack, stack_versions
 
 # (helpers.readout is the function; its module, helpers/readout.py, also holds accuracy_score)
@@ -61,6 +61,7 @@ __all__ = [
     "cross_entropy",
     "confusion_matrix",
     "Trainer",
+    "LossBlowUpWarning",
     "fit",
     "accuracy",
     "count_compilations",

@@ -18,7 +18,6 @@ import argparse
 import csv
 import io
 import json
-import os
 import sys
 import warnings
 from pathlib import Path
@@ -200,34 +199,27 @@ def _train(trainer, train, val, args) -> tuple[dict, dict, object]:
 
 
 def _write(args, checkpoint_trainer, history: dict, best: dict, summary: dict) -> None:
-    """Write checkpoint.msgpack, history.csv, history.png and run.json to ``args.out``, each to a
-    temporary name first (the pieces of :func:`helpers.cli._write_outputs`)."""
+    """Write checkpoint.msgpack, history.csv, history.png and run.json to ``args.out`` as a whole
+    folder, with :func:`helpers.cli.publish` (the old run or the new one, never a mix)."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from helpers.cli import _write_atomically
+    from helpers.cli import publish
 
-    args.out.mkdir(parents=True, exist_ok=True)
     extra = {k: summary["settings"][k] for k in ("dataset", "steps", "batch", "seed", "lr")}
     extra |= {"epochs": args.epochs, "best_epoch": best["epoch"]}
-    checkpoint_tmp = args.out / ".checkpoint.msgpack.tmp"
-    helpers.save_checkpoint(
-        checkpoint_tmp,
-        checkpoint_trainer,
-        epoch=best["epoch"],
-        losses=history["train_loss"][: best["epoch"]],
-        extra=extra,
-    )
-    os.replace(checkpoint_tmp, args.out / "checkpoint.msgpack")
+
+    def checkpoint(path: Path) -> None:
+        losses = history["train_loss"][: best["epoch"]]
+        helpers.save_checkpoint(path, checkpoint_trainer, epoch=best["epoch"], losses=losses, extra=extra)
 
     table = io.StringIO()
     writer = csv.writer(table, lineterminator="\n")
     writer.writerow(["epoch", "train_loss", "val_loss", "val_accuracy"])
     for row in zip(*(history[k] for k in ("epoch", "train_loss", "val_loss", "val_accuracy")), strict=True):
         writer.writerow([int(row[0]), *(f"{v:.8g}" for v in row[1:])])
-    _write_atomically(args.out / "history.csv", table.getvalue().encode())
 
     fig, axes = plt.subplots(1, 2, figsize=(9, 3.2))
     hist = dict(history)
@@ -239,9 +231,16 @@ def _write(args, checkpoint_trainer, history: dict, best: dict, summary: dict) -
     image = io.BytesIO()
     fig.savefig(image, format="png", dpi=100)
     plt.close(fig)
-    _write_atomically(args.out / "history.png", image.getvalue())
 
-    _write_atomically(args.out / "run.json", (json.dumps(summary, indent=2) + "\n").encode())
+    publish(
+        args.out,
+        {
+            "checkpoint.msgpack": checkpoint,
+            "history.csv": table.getvalue().encode(),
+            "history.png": image.getvalue(),
+            "run.json": (json.dumps(summary, indent=2) + "\n").encode(),
+        },
+    )
 
 
 def train(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:

@@ -16,10 +16,12 @@ import numpy as np
 
 from helpers.arraytypes import Array
 from helpers.validation import (
-    check_non_negative_int,
+    check_non_negative_quantity,
     check_positive_int,
     check_positive_quantity,
     check_rate_per_step,
+    check_seed,
+    get_dt,
 )
 
 Seed = int | brainstate.random.RandomState | None
@@ -41,14 +43,12 @@ def _rng(seed: Seed) -> brainstate.random.RandomState:
         return brainstate.random.DEFAULT
     if isinstance(seed, brainstate.random.RandomState):
         return seed
-    return brainstate.random.RandomState(
-        check_non_negative_int("seed", seed, alternatives="a RandomState or None")
-    )
+    return brainstate.random.RandomState(check_seed("seed", seed, alternatives="a RandomState or None"))
 
 
 def _step(dt: u.Quantity | None) -> u.Quantity:
     """The step length: ``dt`` if given (checked), else ``brainstate.environ.get_dt()``."""
-    return brainstate.environ.get_dt() if dt is None else check_positive_quantity("dt", dt, u.ms)
+    return get_dt() if dt is None else check_positive_quantity("dt", dt, u.ms)
 
 
 def poisson_spikes(
@@ -146,9 +146,8 @@ def pattern_dataset(
         raise ValueError(f"pattern_fraction must be in (0, 1], got {pattern_fraction}")
     if not 0 <= drop_probability < 1:
         raise ValueError(f"drop_probability must be in [0, 1), got {drop_probability}")
-    if not isinstance(jitter, u.Quantity) or u.get_dim(jitter) != u.get_dim(u.ms) or float(jitter / u.ms) < 0:
-        raise ValueError(f"jitter must be a non-negative time, e.g. 3 * u.ms, got {jitter!r}")
-    check_non_negative_int("seed", seed)
+    check_non_negative_quantity("jitter", jitter, u.ms)
+    check_seed("seed", seed)
     dt = _step(dt)
     probability = check_rate_per_step("background_rate", background_rate, dt)
     jitter_steps = int(round(float(jitter / dt)))
@@ -241,14 +240,10 @@ def timing_dataset(
     if n_classes < 2:
         raise ValueError(f"n_classes must be at least 2, got {n_classes}")
     check_positive_quantity("background_rate", background_rate, u.Hz)
-    if not isinstance(jitter, u.Quantity) or u.get_dim(jitter) != u.get_dim(u.ms) or float(jitter / u.ms) < 0:
-        raise ValueError(f"jitter must be a non-negative time, e.g. 4 * u.ms, got {jitter!r}")
-    if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
-        raise ValueError(f"seed must be a non-negative integer, got {seed!r}")
-    dt = brainstate.environ.get_dt() if dt is None else check_positive_quantity("dt", dt, u.ms)
-    probability = float(background_rate * dt)
-    if probability > 1:
-        raise ValueError(f"background_rate * dt must be a probability <= 1, got {probability:.3g}")
+    check_non_negative_quantity("jitter", jitter, u.ms)
+    check_seed("seed", seed)
+    dt = _step(dt)
+    probability = check_rate_per_step("background_rate", background_rate, dt)
     jitter_steps = int(round(float(jitter / dt)))
     if n_steps <= 2 * jitter_steps:
         raise ValueError(

@@ -26,11 +26,13 @@ from helpers.events import SpikeEvents, SpikeInput, event_input
 from helpers.readout import READOUTS, readout
 from helpers.validation import (
     check_bool,
+    check_callable,
     check_one_of,
     check_positive_int,
     check_positive_number,
     check_positive_quantity,
     check_spikes,
+    get_dt,
 )
 
 __all__ = [
@@ -51,7 +53,7 @@ def default_input_scale(dt: u.Quantity | None = None) -> float:
     input weights. With the tutorial's sparse 5 Hz input it leaves most hidden neurons silent at
     initialisation; notebook 1 sweeps the scale against the share of neurons that fire.
     """
-    dt = brainstate.environ.get_dt() if dt is None else dt
+    dt = get_dt() if dt is None else check_positive_quantity("dt", dt, u.ms)
     return float(7.0 * (1.0 - u.math.exp(-dt / (1.0 * u.ms))))
 
 
@@ -149,17 +151,19 @@ class SNN(brainstate.nn.Module):
         for name, value in (("tau_syn", tau_syn), ("tau_mem", tau_mem), ("tau_out", tau_out)):
             check_positive_quantity(name, value, u.ms)
         check_positive_quantity("v_threshold", v_threshold, u.mV)
+        if surrogate is not None:
+            check_callable("surrogate", surrogate, "a function or a braintools.surrogate.Surrogate (or None)")
         if input_scale is None:
-            input_scale = default_input_scale()
+            input_scale = default_input_scale()  # needs dt: a clear error if it is not set
         else:
-            check_positive_number("input_scale", input_scale)
+            input_scale = check_positive_number("input_scale", input_scale)  # numpy scalars as floats
         self.v_threshold = v_threshold
         #: the constructor's arguments (``input_scale`` resolved), to build an identical network
         #: with ``SNN(**net.init_kwargs)`` (see :meth:`helpers.Trainer.reinitialize`)
         self.init_kwargs: dict[str, Any] = dict(
-            n_inputs=n_inputs, n_hidden=n_hidden, n_outputs=n_outputs, tau_syn=tau_syn, tau_mem=tau_mem,
-            tau_out=tau_out, v_threshold=v_threshold, surrogate=surrogate, input_scale=input_scale,
-            recurrent=recurrent, train_tau_mem=train_tau_mem,
+            n_inputs=self.n_inputs, n_hidden=self.n_hidden, n_outputs=self.n_outputs, tau_syn=tau_syn,
+            tau_mem=tau_mem, tau_out=tau_out, v_threshold=v_threshold, surrogate=surrogate,
+            input_scale=input_scale, recurrent=recurrent, train_tau_mem=train_tau_mem,
         )  # fmt: skip
         self._predictors: dict[str, Callable] = {}  # readout method -> compiled predictor (see predict)
         spike_fn = braintools.surrogate.ReluGrad() if surrogate is None else surrogate
@@ -286,7 +290,8 @@ class SNN(brainstate.nn.Module):
 
     def check_input(self, spikes: SpikeInput) -> None:
         """Raise a clear error unless ``spikes`` fit this network: ``[T, B, n_inputs]`` 0/1 spikes, or
-        :class:`~helpers.SpikeEvents` made from such spikes."""
+        :class:`~helpers.SpikeEvents` made from such spikes; and unless the time step dt is set."""
+        get_dt()  # the dynamics read dt: say how to set it rather than brainstate's KeyError
         if isinstance(spikes, SpikeEvents):
             if spikes.n_inputs != self.n_inputs:
                 raise ValueError(

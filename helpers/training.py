@@ -6,6 +6,9 @@ memory estimates in :mod:`helpers.diagnostics`.
 
 from __future__ import annotations
 
+import math
+import warnings
+
 import brainstate
 import braintools
 import jax.numpy as jnp
@@ -20,17 +23,25 @@ from helpers.validation import (
     check_bool,
     check_instance,
     check_labels,
-    check_non_negative_int,
     check_one_of,
     check_positive_int,
     check_positive_number,
+    check_seed,
 )
 
-__all__ = ["Trainer", "fit", "accuracy"]
+__all__ = ["Trainer", "fit", "accuracy", "LossBlowUpWarning"]
 
 #: A cross-entropy (nats) above this means training has diverged: logits that far apart have lost
 #: their float32 precision, and no learning run passes through such a loss.
 DIVERGED_LOSS = 1e6
+
+#: A run whose loss ends more than this many times above where it started (and above chance level,
+#: the ln C of a network that cannot tell the C classes apart) has blown up without becoming NaN.
+BLOW_UP_FACTOR = 10
+
+
+class LossBlowUpWarning(RuntimeWarning):
+    """Training ended with a loss far above where it started: the learning rate is probably too high."""
 
 
 class Trainer:
@@ -66,7 +77,7 @@ class Trainer:
         check_instance("net", net, SNN, "a helpers.SNN")
         check_one_of("readout_method", readout_method, READOUTS)
         if optimizer is None:
-            check_positive_number("lr", lr)
+            lr = check_positive_number("lr", lr)  # numpy scalars as floats
             optimizer = braintools.optim.Adam(lr=lr)
         else:
             lr = getattr(optimizer, "base_lr", None)  # for messages only
@@ -111,7 +122,7 @@ class Trainer:
         Equivalent to ``brainstate.random.seed(seed)`` followed by a new ``SNN`` and ``Trainer``, but the
         compiled training step is kept, so a loop over seeds compiles once.
         """
-        check_non_negative_int("seed", seed)
+        check_seed("seed", seed)
         brainstate.random.seed(seed)
         fresh = SNN(**self.net.init_kwargs).states(brainstate.ParamState)
         for path, state in self.params.items():
@@ -183,7 +194,8 @@ class Trainer:
         With ``log_every``, print the loss every that many epochs. With ``epochs_per_call > 1``,
         that many epochs run inside one compiled program (a ``for_loop`` over epochs under ``jit``),
         with no return to Python in between; the losses are the same, bit for bit. Training stops with
-        :class:`FloatingPointError`, naming the epoch, if the loss becomes NaN or infinite.
+        :class:`FloatingPointError`, naming the epoch, if the loss becomes NaN or infinite; a loss that
+        ends far above where it started warns with :class:`LossBlowUpWarning` (see :meth:`blow_up`).
         """
         check_positive_int("epochs", epochs)
         check_positive_int("epochs_per_call", epochs_per_call)
@@ -204,7 +216,30 @@ class Trainer:
             done += n
             if log_every and done % log_every == 0:
                 print(f"epoch {done:4d} | loss {losses[done - 1]:.4f}")
+        message = self.blow_up(losses)
+        if message:
+            warnings.warn(message, LossBlowUpWarning, stacklevel=2)
         return losses
+
+    def blow_up(self, losses: np.ndarray) -> str | None:
+        """If the loss history ends more than :data:`BLOW_UP_FACTOR` times above its first value and
+        above chance level (ln of the number of classes), a one-line message naming the learning rate
+        to lower; else ``None``. (A loss that becomes NaN or huge stops training: :meth:`check_finite`.)
+        """
+        losses = np.asarray(losses, dtype=float)
+        if losses.size < 2:
+            return None
+        first, last = losses[0], losses[-1]
+        if not last > BLOW_UP_FACTOR * max(first, math.log(self.net.n_outputs)):
+            return None
+        if isinstance(self.lr, (int, float)):
+            advice = f"lower the learning rate (lr={self.lr:g}; try {self.lr / 10:g})"
+        else:
+            advice = "lower the optimiser's learning rate"
+        return (
+            f"training blew up: the loss rose from {first:.3g} to {last:.3g} over {losses.size} epochs; "
+            f"{advice}"
+        )
 
     def check_finite(self, losses: np.ndarray, first_epoch: int) -> None:
         """Raise :class:`FloatingPointError` naming the epoch if training has diverged: a loss that is

@@ -12,8 +12,12 @@ import numpy as np
 __all__ = [
     "check_positive_int",
     "check_non_negative_int",
+    "check_seed",
     "check_positive_number",
     "check_positive_quantity",
+    "check_non_negative_quantity",
+    "check_callable",
+    "get_dt",
     "check_rate_per_step",
     "check_one_of",
     "check_instance",
@@ -52,6 +56,23 @@ def check_non_negative_int(name: str, value, *, alternatives: str = "") -> int:
     return int(value)
 
 
+#: seeds are 32-bit: brainstate (through JAX's PRNG keys) keeps only the low 32 bits of a seed, so 2**32
+#: would give the same numbers as 0
+SEED_LIMIT = 2**32
+
+
+def check_seed(name: str, value, *, alternatives: str = "") -> int:
+    """Return ``value`` as an ``int`` if it is an integer in ``[0, 2**32)`` (not a bool); else raise
+    :class:`ValueError`. Larger seeds are refused rather than wrapped around: brainstate keeps only their
+    low 32 bits, so seed ``2**32`` would silently repeat seed 0. ``alternatives`` as for
+    :func:`check_non_negative_int`."""
+    if not _is_integer(value) or not 0 <= value < SEED_LIMIT:
+        expected = "an integer from 0 to 2**32 - 1 = 4294967295"
+        expected = f"{expected}, {alternatives}" if alternatives else expected
+        raise ValueError(f"{name} must be {expected} (seeds are 32-bit), got {value!r}")
+    return int(value)
+
+
 def check_positive_number(name: str, value) -> float:
     """Return ``value`` as a ``float`` if it is a positive, finite real number (not a bool, not a
     quantity); else raise :class:`ValueError`."""
@@ -74,6 +95,32 @@ def check_positive_quantity(name: str, value, unit: u.Unit):
     if magnitude.ndim != 0 or not np.isfinite(magnitude) or magnitude <= 0:
         raise ValueError(f"{name} must be a positive, finite scalar, got {value}")
     return value
+
+
+def check_non_negative_quantity(name: str, value, unit: u.Unit):
+    """Like :func:`check_positive_quantity`, but zero is accepted (e.g. a jitter of 0 ms)."""
+    if not isinstance(value, u.Quantity) or u.get_dim(value) != u.get_dim(unit):
+        raise TypeError(
+            f"{name} must be a quantity with units of {unit.dim} (e.g. 3 * u.{unit}), got {value!r}"
+        )
+    magnitude = np.asarray(value.to_decimal(unit))
+    if magnitude.ndim != 0 or not np.isfinite(magnitude) or magnitude < 0:
+        raise ValueError(f"{name} must be a non-negative, finite scalar, got {value}")
+    return value
+
+
+def get_dt() -> u.Quantity:
+    """The integration step ``dt`` set with ``brainstate.environ.set(dt=...)``; if none is set, raise
+    :class:`RuntimeError` saying how to set it (instead of brainstate's ``KeyError``)."""
+    import brainstate
+
+    try:
+        return brainstate.environ.get_dt()
+    except KeyError:
+        raise RuntimeError(
+            "the time step dt is not set: call brainstate.environ.set(dt=1.0 * u.ms) first "
+            "(with import brainstate, brainunit as u; every notebook does so in its first cell)"
+        ) from None
 
 
 def check_rate_per_step(name: str, rate: u.Quantity, dt: u.Quantity) -> float:
@@ -104,6 +151,14 @@ def check_instance(name: str, value, cls: type, description: str):
     return value
 
 
+def check_callable(name: str, value, description: str):
+    """Return ``value`` if it can be called; else raise :class:`TypeError` saying that ``name`` must be
+    ``description`` (e.g. ``"a function or a braintools.surrogate.Surrogate"``)."""
+    if not callable(value):
+        raise TypeError(f"{name} must be {description}, got {type(value).__name__} {value!r}")
+    return value
+
+
 def check_bool(name: str, value) -> bool:
     """Return ``value`` if it is ``True`` or ``False``; else raise :class:`TypeError`."""
     if not isinstance(value, bool):
@@ -113,6 +168,9 @@ def check_bool(name: str, value) -> bool:
 
 def check_spikes(spikes, n_inputs: int | None = None) -> None:
     """Spikes must be a ``[T, B, n_inputs]`` array of bool or float 0/1 values, all finite.
+
+    Float values in between (graded input) pass here, for the dense input product; the event-driven
+    input refuses them (:func:`helpers.spike_events`). Values below 0 or above 1 are refused.
 
     With ``n_inputs=None`` any number of input channels ``N`` is accepted.
     """
@@ -137,8 +195,14 @@ def check_spikes(spikes, n_inputs: int | None = None) -> None:
     if not (np.issubdtype(dtype, np.bool_) or np.issubdtype(dtype, np.floating)):
         raise TypeError(f"spikes must be bool or floating point (0/1 values), got dtype {dtype}")
     if np.issubdtype(dtype, np.floating) and not _is_tracer(spikes):
-        if not bool(np.all(np.isfinite(np.asarray(spikes)))):
+        values = np.asarray(spikes)
+        if not bool(np.all(np.isfinite(values))):
             raise ValueError("spikes contain NaN or infinite values; expected only 0 and 1")
+        if values.size and not (values.min() >= 0 and values.max() <= 1):
+            raise ValueError(
+                f"spikes must lie in [0, 1] (0/1 spikes; graded input only with "
+                f"Trainer(..., event_driven=False)), got values from {values.min():g} to {values.max():g}"
+            )
 
 
 def check_class_indices(name: str, values, n_classes: int) -> None:

@@ -104,3 +104,73 @@ def test_checkpoint_into_a_missing_folder_writes_nothing(tmp_path):
     with pytest.raises(TypeError, match="trainer must be a helpers.Trainer"):
         helpers.save_checkpoint(tmp_path / "c.msgpack", trainer.net, epoch=0)
     assert list(tmp_path.iterdir()) == []
+
+
+def crafted(path, tmp_path, change) -> str:
+    """A copy of the checkpoint at ``path`` with ``change(raw)`` applied to its contents."""
+    raw = braintools.file.msgpack_load(str(path), target=None)
+    change(raw)
+    copy = tmp_path / "crafted.msgpack"
+    braintools.file.msgpack_save(str(copy), raw, overwrite=True)
+    return copy
+
+
+def _set(key, value):
+    def change(raw):
+        *parents, last = key.split("/")
+        node = raw
+        for parent in parents:
+            node = node[parent]
+        node[last] = value
+
+    return change
+
+
+INPUT_WEIGHT = "params/input_layer/weight/weight/mantissa"
+CRAFTED = [
+    ("input weight of shape (3, 3)", _set(INPUT_WEIGHT, np.zeros((3, 3), np.float32)),
+     rf"{INPUT_WEIGHT} must have shape \(100, 4\) and dtype float32, got shape \(3, 3\)"),
+    ("input weight in float64", _set(INPUT_WEIGHT, np.zeros((100, 4))),
+     "got shape .100, 4. and dtype float64"),
+    ("input weight as a number", _set(INPUT_WEIGHT, 1.0), f"{INPUT_WEIGHT} must be an array, got float 1.0"),
+    ("another unit", _set("params/input_layer/weight/weight/dim", np.ones(7, np.int64)),
+     r"dim \(the physical unit\) must be"),
+    ("Adam's count in float", _set("opt_state/0/count", np.zeros((), np.float32)),
+     "opt_state/0/count must have shape .. and dtype int32"),
+    ("a missing moment", lambda raw: raw["opt_state"]["0"].pop("nu"), "opt_state/0 must hold the keys"),
+    ("config of the wrong type", _set("config", "n_hidden=4"), "config must be a dict, got str"),
+    ("a size as text", _set("config/n_hidden", "4"), r"config\['n_hidden'\] must be int, got str '4'"),
+    ("a missing config key", lambda raw: raw["config"].pop("tau_mem_ms"), "config must hold the keys"),
+    ("epoch as text", _set("epoch", "3"), "epoch must be a non-negative integer, got str '3'"),
+    ("negative epoch", _set("epoch", -1), "epoch must be a non-negative integer, got int -1"),
+    ("losses as text", _set("losses", "0.5"), "losses must be a 1-D float64 array, got str"),
+    ("unknown readout", _set("readout_method", "median"), "readout_method must be one of"),
+    ("extra not plain", _set("extra", {"a": {"b": 1}}), "extra must be a dict of plain values"),
+    ("params not a dict", _set("params", 3), "params must be a dict of arrays, got int 3"),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize("case, change, message", CRAFTED, ids=[c[0] for c in CRAFTED])
+def test_crafted_checkpoints_are_refused_field_by_field(case, change, message, trained, tmp_path):
+    """Every field is checked against the network (arrays: shape and dtype; others: type) before
+    anything is loaded: a CheckpointError, never a crash later or a raw TypeError, and the trainer's
+    state is untouched."""
+    trainer, losses, *_ = trained
+    good = helpers.save_checkpoint(tmp_path / "good.msgpack", trainer, epoch=15, losses=losses)
+    before = leaves(trainer.net.states(brainstate.ParamState))
+    with pytest.raises(helpers.CheckpointError, match=message):
+        helpers.load_checkpoint(crafted(good, tmp_path, change), trainer)
+    for a, b in zip(before, leaves(trainer.net.states(brainstate.ParamState)), strict=True):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_checkpoint_of_a_recurrent_network_with_trainable_time_constants(small_batch, tmp_path):
+    """The options in the configuration, and the extra parameters, pass the field-by-field checks."""
+    spikes, labels = small_batch
+    trainer = helpers.Trainer(helpers.SNN(recurrent=True, train_tau_mem=True))
+    losses = trainer.fit(spikes, labels, 2)
+    path = helpers.save_checkpoint(tmp_path / "c.msgpack", trainer, epoch=2, losses=losses)
+    info = helpers.load_checkpoint(path, helpers.Trainer(helpers.SNN(recurrent=True, train_tau_mem=True)))
+    assert info["config"]["recurrent"] is True and info["epoch"] == 2
+    with pytest.raises(helpers.CheckpointError, match="saved from another network"):
+        helpers.load_checkpoint(path, helpers.Trainer(helpers.SNN()))

@@ -65,12 +65,28 @@ def test_explicit_dt_is_used():
         ({"batch_size": -1}, ValueError, "batch_size must be a positive integer"),
         ({"n_inputs": 3.5}, TypeError, "n_inputs must be a positive integer"),
         ({"dt": 0 * u.ms}, ValueError, "dt must be a positive, finite scalar"),
-        ({"seed": -1}, ValueError, "seed must be a non-negative integer, a RandomState or None"),
+        ({"seed": -1}, ValueError, "seed must be an integer from 0 to 2.*, a RandomState or None"),
+        (
+            {"seed": 2**64},
+            ValueError,
+            r"seed must be an integer from 0 to 2\*\*32 - 1 .*\(seeds are 32-bit\)",
+        ),
     ],
 )
 def test_bad_arguments(kwargs, error, message):
     with pytest.raises(error, match=message):
         helpers.poisson_dataset(**kwargs)
+
+
+def test_numpy_integer_seeds_are_plain_seeds():
+    for make in (
+        helpers.poisson_dataset,
+        lambda seed: helpers.pattern_dataset(8, seed=seed),
+        lambda seed: helpers.timing_dataset(8, seed=seed),
+    ):
+        a, b = make(seed=np.int64(3)), make(seed=3)
+        np.testing.assert_array_equal(a[0], b[0])
+        np.testing.assert_array_equal(a[1], b[1])
 
 
 def test_pattern_dataset_is_balanced_reproducible_and_structured():
@@ -96,9 +112,10 @@ def test_pattern_dataset_is_balanced_reproducible_and_structured():
         ({"n_classes": 1}, "n_classes must be at least 2"),
         ({"pattern_fraction": 0.0}, r"pattern_fraction must be in \(0, 1\]"),
         ({"drop_probability": 1.0}, r"drop_probability must be in \[0, 1\)"),
-        ({"jitter": 3.0}, "jitter must be a non-negative time"),
+        ({"jitter": 3.0}, "jitter must be a quantity with units of"),
+        ({"jitter": float("nan") * u.ms}, "jitter must be a non-negative, finite scalar, got nan"),
         ({"background_rate": 5 * u.ms}, "background_rate must be a quantity with units of"),
-        ({"seed": -2}, "seed must be a non-negative integer"),
+        ({"seed": 2**64}, r"seed must be an integer from 0 to 2\*\*32 - 1"),
         ({"background_rate": 2000 * u.Hz}, r"background_rate \* dt must be a probability <= 1"),
         ({"n_inputs": 0}, "n_inputs must be a positive integer"),
     ],
@@ -162,9 +179,11 @@ def test_timing_dataset_keeps_jittered_spikes_inside():
     "kwargs, message",
     [
         ({"n_classes": 1}, "n_classes must be at least 2"),
-        ({"jitter": 3.0}, "jitter must be a non-negative time"),
+        ({"jitter": 3.0}, "jitter must be a quantity with units of"),
+        ({"jitter": float("nan") * u.ms}, "jitter must be a non-negative, finite scalar, got nan"),
         ({"background_rate": 5 * u.ms}, "background_rate must be a quantity with units of"),
-        ({"seed": -2}, "seed must be a non-negative integer"),
+        ({"background_rate": 2000 * u.Hz}, r"background_rate \* dt must be a probability <= 1"),
+        ({"seed": 2**64}, r"seed must be an integer from 0 to 2\*\*32 - 1"),
         ({"n_steps": 8}, "leaves no room"),
     ],
 )

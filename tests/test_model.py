@@ -108,11 +108,33 @@ def test_heaviside_has_zero_gradient():
         ({"tau_out": -1 * u.ms}, ValueError, "tau_out must be a positive, finite scalar"),
         ({"v_threshold": 1 * u.ms}, TypeError, "v_threshold must be a quantity with units of"),
         ({"input_scale": 0.0}, ValueError, "input_scale must be a positive, finite number"),
+        ({"input_scale": float("inf")}, ValueError, "input_scale must be a positive, finite number"),
+        (
+            {"surrogate": "relu"},
+            TypeError,
+            "surrogate must be a function or a braintools.surrogate.Surrogate",
+        ),
     ],
 )
 def test_every_construction_argument_is_checked(kwargs, error, message):
     with pytest.raises(error, match=message):
         helpers.SNN(**kwargs)
+
+
+def test_numpy_scalars_are_accepted_as_plain_numbers():
+    net = helpers.SNN(np.int64(100), np.int64(4), input_scale=np.float32(2))
+    assert net.config["input_scale"] == 2.0 and type(net.init_kwargs["input_scale"]) is float
+    assert type(net.init_kwargs["n_hidden"]) is int
+
+
+def test_without_dt_a_clear_error():
+    """As in a fresh process without brainstate.environ.set(dt=...): no brainstate KeyError."""
+    net = helpers.SNN(input_scale=2.0)  # needs no dt yet
+    brainstate.environ.pop("dt")
+    with pytest.raises(RuntimeError, match=r"dt is not set: call brainstate.environ.set\(dt=1.0 \* u.ms\)"):
+        helpers.SNN()
+    with pytest.raises(RuntimeError, match="dt is not set"):
+        net.simulate(jnp.zeros((5, 2, 100), bool))
 
 
 def test_the_network_checks_its_input():
@@ -121,6 +143,8 @@ def test_the_network_checks_its_input():
     for run in (net.simulate, net.record, net.predict):
         with pytest.raises(ValueError, match="50 input channels but the network expects n_inputs=100"):
             run(jnp.zeros((10, 2, 50), bool))
+        with pytest.raises(ValueError, match=r"spikes must lie in \[0, 1\]"):
+            run(jnp.full((10, 2, 100), 2.0))
     with pytest.raises(ValueError, match="readout_method must be one of"):
         net.predict(jnp.zeros((10, 2, 100), bool), "median")
 

@@ -2,6 +2,7 @@
 
 import hashlib
 import os
+import re
 import subprocess
 import sys
 
@@ -126,7 +127,11 @@ def test_bad_training_options(small_batch, kwargs, error, message):
         (lambda: helpers.Trainer(helpers.SNN(), event_driven="yes"), TypeError, "event_driven must be True"),
         (lambda: helpers.accuracy(object(), None, None), TypeError, "net must be a helpers.SNN"),
         (lambda: helpers.accuracy(helpers.SNN(), None, None, "sum"), ValueError, "readout_method must be"),
-        (lambda: helpers.Trainer(helpers.SNN()).reinitialize(-1), ValueError, "seed must be a non-negative"),
+        (
+            lambda: helpers.Trainer(helpers.SNN()).reinitialize(2**32),
+            ValueError,
+            r"seed must be .* 2\*\*32 - 1",
+        ),
     ],
 )
 def test_bad_trainer_arguments(make, error, message):
@@ -283,3 +288,33 @@ def test_divergence_stops_with_the_epoch(small_batch):
         trainer.check_finite(np.array([0.5, np.nan]), first_epoch=11)
     with pytest.raises(FloatingPointError, match=r"became 2e\+06 at epoch 13"):
         trainer.check_finite(np.array([0.5, 1e6, 2e6]), first_epoch=11)  # 1e6 nats is the last sane loss
+
+
+def test_numpy_scalar_learning_rate(small_batch):
+    trainer = helpers.Trainer(helpers.SNN(), lr=np.float32(0.5))
+    assert trainer.lr == 0.5 and type(trainer.lr) is float
+    assert np.isfinite(trainer.fit(*small_batch, 2)).all()
+
+
+def test_a_run_that_blows_up_without_nan_warns_with_the_learning_rate(small_batch):
+    """lr 1e3 sends this network's loss from about ln 2 to thousands of nats (3224 here, on AVX2 and
+    SSE4.2 alike), far from the 7 nats that warn and from DIVERGED_LOSS: a warning, not an error."""
+    spikes, labels = small_batch
+    brainstate.random.seed(1)
+    with pytest.warns(helpers.training.LossBlowUpWarning) as caught:
+        losses = helpers.Trainer(helpers.SNN(), lr=1e3).fit(spikes, labels, 30)
+    assert losses[-1] > 10 * losses[0]
+    message = str(caught[0].message)
+    assert re.fullmatch(
+        r"training blew up: the loss rose from 0\.\d+ to \S+ over 30 epochs; "
+        r"lower the learning rate \(lr=1000; try 100\)",
+        message,
+    ), message
+
+
+def test_blow_up_rule():
+    trainer = helpers.Trainer(helpers.SNN(), lr=10.0)
+    assert "lr=10; try 1" in trainer.blow_up([0.69, 5.0, 31.6])
+    assert trainer.blow_up([0.69, 6.0]) is None  # below 10x the start
+    assert trainer.blow_up([0.001, 0.05]) is None  # 50x a tiny start, but far below chance (ln 2)
+    assert trainer.blow_up([31.6]) is None

@@ -40,6 +40,25 @@ def test_non_negative_int():
         v.check_non_negative_int("seed", -1, alternatives="a RandomState or None")
 
 
+@pytest.mark.parametrize("value", [0, 7, 2**32 - 1, np.int64(3), np.uint32(2**32 - 1)])
+def test_seed_accepts_32_bit_integers(value):
+    assert v.check_seed("seed", value) == int(value) and type(v.check_seed("seed", value)) is int
+
+
+@pytest.mark.parametrize(
+    "value", [-1, 2**32, 2**64, 99999999999999999999, np.uint64(2**63), 1.0, True, "3", None]
+)
+def test_seed_refuses_what_is_not_a_32_bit_integer(value):
+    """2**32 would wrap around to seed 0's numbers; it is refused, with the reason."""
+    with pytest.raises(
+        ValueError,
+        match=r"seed must be an integer from 0 to 2\*\*32 - 1 = 4294967295 \(seeds are 32-bit\), got",
+    ):
+        v.check_seed("seed", value)
+    with pytest.raises(ValueError, match=r"4294967295, a RandomState or None \(seeds"):
+        v.check_seed("seed", value, alternatives="a RandomState or None")
+
+
 def test_positive_number():
     assert v.check_positive_number("lr", 3e-3) == 3e-3
     assert v.check_positive_number("lr", np.float32(0.5)) == 0.5
@@ -59,6 +78,24 @@ def test_positive_quantity():
             v.check_positive_quantity("tau", bad, u.ms)
 
 
+def test_non_negative_quantity():
+    assert v.check_non_negative_quantity("jitter", 0 * u.ms, u.ms) == 0 * u.ms
+    with pytest.raises(TypeError, match="jitter must be a quantity with units of"):
+        v.check_non_negative_quantity("jitter", 3.0, u.ms)
+    for bad in (-1 * u.ms, float("nan") * u.ms, float("inf") * u.ms, jnp.ones(2) * u.ms):
+        with pytest.raises(ValueError, match="jitter must be a non-negative, finite scalar"):
+            v.check_non_negative_quantity("jitter", bad, u.ms)
+
+
+def test_dt_must_be_set():
+    import brainstate
+
+    assert v.get_dt() == 1.0 * u.ms
+    brainstate.environ.pop("dt")  # as in a fresh process (the autouse fixture sets it again)
+    with pytest.raises(RuntimeError, match=r"dt is not set: call brainstate.environ.set\(dt=1.0 \* u.ms\)"):
+        v.get_dt()
+
+
 def test_rate_per_step():
     assert v.check_rate_per_step("rate", 5 * u.Hz, 1 * u.ms) == pytest.approx(0.005)
     with pytest.raises(ValueError, match=r"rate \* dt must be a probability <= 1"):
@@ -71,6 +108,10 @@ def test_one_of_instance_and_bool():
         v.check_one_of("readout_method", "sum", ("mean", "max"))
     with pytest.raises(TypeError, match="net must be a helpers.SNN, got object"):
         v.check_instance("net", object(), int, "a helpers.SNN")
+    assert v.check_callable("f", abs, "a function") is abs
+    for bad in ("relu", None, 3):
+        with pytest.raises(TypeError, match="surrogate must be a function or a Surrogate, got"):
+            v.check_callable("surrogate", bad, "a function or a Surrogate")
     assert v.check_bool("flag", False) is False
     with pytest.raises(TypeError, match="flag must be True or False"):
         v.check_bool("flag", "yes")
@@ -84,6 +125,8 @@ def test_one_of_instance_and_bool():
         (jnp.zeros((10, 2, 100), jnp.int32), TypeError, "bool or floating point"),
         (jnp.zeros((0, 2, 100), bool), ValueError, "at least one time step"),
         (jnp.full((10, 2, 100), jnp.nan), ValueError, "NaN or infinite"),
+        (jnp.full((10, 2, 100), 2.0), ValueError, r"must lie in \[0, 1\] .*got values from 2 to 2"),
+        (jnp.full((10, 2, 100), -1.0), ValueError, r"must lie in \[0, 1\] .*got values from -1 to -1"),
         (jnp.zeros((10, 2, 100)) * u.mA, TypeError, "unitless"),
         ([[0, 1]], TypeError, "must be an array"),
     ],
@@ -91,6 +134,11 @@ def test_one_of_instance_and_bool():
 def test_spikes_refused(spikes, error, message):
     with pytest.raises(error, match=message):
         v.check_spikes(spikes, 100)
+
+
+def test_graded_spikes_in_0_1_pass():
+    """Values between 0 and 1 are graded input for the dense product (events refuse them)."""
+    v.check_spikes(np.full((3, 2, 100), 0.5, np.float32), 100)
 
 
 def test_spikes_of_any_width():
