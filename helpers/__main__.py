@@ -2,6 +2,10 @@
 
 import sys
 
-from helpers.cli import main
+try:
+    from helpers.cli import main
+except KeyboardInterrupt:  # Ctrl-C while the stack is still importing: nothing has started
+    print("interrupted: nothing was written", file=sys.stderr)
+    sys.exit(130)
 
 sys.exit(main())

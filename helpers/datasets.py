@@ -30,7 +30,7 @@ import brainunit as u
 import jax.numpy as jnp
 import numpy as np
 
-from helpers.validation import check_non_negative_int, check_positive_int
+from helpers.validation import check_positive_int, check_seed
 
 __all__ = [
     "Splits",
@@ -64,7 +64,7 @@ def _check_fraction(name: str, value) -> float:
 
 
 def _check_seed(seed) -> int:
-    return check_non_negative_int("seed", seed)
+    return check_seed("seed", seed)
 
 
 def stratified_split(y, fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:

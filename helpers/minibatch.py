@@ -34,6 +34,7 @@ from helpers.validation import (
     check_one_of,
     check_positive_int,
     check_positive_number,
+    check_seed,
 )
 
 __all__ = ["EpochPlan", "masked_cross_entropy", "MinibatchTrainer"]
@@ -51,7 +52,7 @@ class EpochPlan:
     def __init__(self, n_examples: int, batch_size: int, *, seed: int = 0, shuffle: bool = True):
         self.n_examples = check_positive_int("n_examples", n_examples)
         self.batch_size = check_positive_int("batch_size", batch_size)
-        seed = check_non_negative_int("seed", seed)
+        seed = check_seed("seed", seed)
         check_bool("shuffle", shuffle)
         self.seed = int(seed)
         self.shuffle = shuffle
@@ -238,7 +239,7 @@ class MinibatchTrainer:
     def reinitialize(self, seed: int) -> None:
         """Fresh weights (as a new ``SNN`` with the same settings would draw after
         ``brainstate.random.seed(seed)``) and a fresh optimiser; the compiled programs are kept."""
-        seed = check_non_negative_int("seed", seed)
+        seed = check_seed("seed", seed)
         brainstate.random.seed(seed)
         fresh = type(self.net)(**self.net.init_kwargs).states(brainstate.ParamState)
         for path, state in self.params.items():

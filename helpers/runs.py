@@ -22,7 +22,7 @@ import numpy as np
 from helpers.events import SpikeEvents, spike_events
 from helpers.readout import readout
 from helpers.training import DIVERGED_LOSS, Trainer
-from helpers.validation import check_positive_int
+from helpers.validation import check_positive_int, check_seed
 
 __all__ = ["fit_runs"]
 
@@ -87,7 +87,7 @@ def fit_runs(
     and ``<name>_accuracy [R]`` for every evaluated set.
     """
     check_positive_int("epochs", epochs)
-    seeds = [int(s) for s in seeds]
+    seeds = [check_seed("every seed", s) for s in seeds]
     if not seeds:
         raise ValueError("give at least one seed")
     states, values = list(states), list(values or [])

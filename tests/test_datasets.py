@@ -67,9 +67,9 @@ def test_fractions_must_leave_training_data():
         D.load_digits(val_fraction=0.5, test_fraction=0.5)
 
 
-@pytest.mark.parametrize("bad", [-1, 1.0, "0", None])
+@pytest.mark.parametrize("bad", [-1, 1.0, "0", None, 2**32])
 def test_bad_seeds_are_refused(bad):
-    with pytest.raises(ValueError, match="seed must be a non-negative integer"):
+    with pytest.raises(ValueError, match=r"seed must be an integer from 0 to 2\*\*32 - 1"):
         D.load_digits(seed=bad)
 
 

@@ -101,3 +101,9 @@ def test_the_compiled_runs_are_freed_with_their_trainer(data):
     del trainer
     gc.collect()
     assert alive() is None
+
+
+@pytest.mark.parametrize("bad", [1.7, -1, 2**32])
+def test_seeds_follow_the_32_bit_rule(data, bad):
+    with pytest.raises(ValueError, match=r"every seed must be an integer from 0 to 2\*\*32 - 1"):
+        fit_runs(helpers.Trainer(helpers.SNN()), [0, bad], data, 1)
