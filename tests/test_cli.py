@@ -266,6 +266,7 @@ def test_cli_memory_estimate_against_the_available_memory(tmp_path, capsys, monk
     assert not (tmp_path / "out").exists()
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("sizes", [(100, 128, 100, 4, 2), (50, 32, 400, 64, 2), (20, 16, 100, 8, 10)])
 def test_memory_estimate_from_the_sizes_bounds_xlas(sizes):
     """The estimate computed from the sizes alone is above XLA's estimate of the compiled training step,

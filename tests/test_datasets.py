@@ -91,6 +91,7 @@ def test_mnist1d_is_generated_offline_without_side_effects(tmp_path, monkeypatch
     assert abs(all_x.mean()) < 0.05 and abs(all_x.std() - 1) < 0.05  # standardised by the package
 
 
+@pytest.mark.slow
 def test_rate_code_fires_at_the_poisson_probability():
     x = np.tile(np.array([[0.0, 0.5, 1.0]], np.float32), (2000, 1))
     spikes = D.rate_code(x, 50, max_rate=200 * u.Hz, seed=1)

@@ -7,6 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 import yaml
 
 import helpers
@@ -83,6 +84,7 @@ def test_setup_script_runs_on_the_standard_library_alone():
     assert "--venv" in result.stdout
 
 
+@pytest.mark.slow
 def test_pre_commit_uses_the_pinned_tools():
     """The pre-commit hooks run the environment's own ruff (the pinned version) and the pairing check."""
     config = yaml.safe_load((ROOT / ".pre-commit-config.yaml").read_text())

@@ -102,6 +102,7 @@ def test_one_compilation_serves_every_epoch_seed_and_the_partial_batch(digits_la
     assert history["epoch"].tolist() == [1, 2, 3] and history["train_loss"].shape == (3,)
 
 
+@pytest.mark.slow
 def test_training_on_digits_learns_and_is_reproducible(digits_latency):
     train, val = digits_latency
     trainer = small_trainer()

@@ -16,6 +16,7 @@ def data():
     return helpers.poisson_dataset(n_steps=30, batch_size=16, rate=40.0 * u.Hz, seed=3)
 
 
+@pytest.mark.slow
 def test_each_run_matches_its_seed_trained_alone(data):
     spikes, labels = data
     brainstate.random.seed(0)
