@@ -43,8 +43,6 @@ from helpers.validation import check_positive_int, check_positive_number, check_
 DATASETS = ("random", "digits", "mnist1d")
 #: what ``--resume`` takes from the checkpoint's ``extra`` record, besides the architecture and readout
 RUN_SETTINGS = ("dataset", "steps", "batch", "rate", "seed", "lr")
-#: the options whose values ``--resume`` takes from the checkpoint
-RESUMED_OPTIONS = ("inputs", "hidden", "outputs", *RUN_SETTINGS, "readout")
 #: the files a run writes to ``--out``
 OUTPUT_FILES = ("checkpoint.msgpack", "losses.csv", "loss.png", "run.json")
 #: exit statuses: a diverged run or a failed write; bad options (argparse's); Ctrl-C (128 + SIGINT)
@@ -101,7 +99,6 @@ def build_parser(*, record_only_given: bool = False) -> argparse.ArgumentParser:
         "--inputs, --outputs and --rate (mnist1d also --steps) and does not support --resume.",
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
-    train.register("action", None, cli_datasets.RecordingStore)  # tells given options from defaults
     model = train.add_argument_group("network")
     model.add_argument(
         "--inputs", type=_positive_int, default=default(100), help="number of input channels (random only)"
@@ -173,8 +170,7 @@ def _size(n_bytes: float) -> str:
 # -- checks before training --------------------------------------------------------------------------
 def _given_options(argv: list[str] | None) -> dict[str, Any]:
     """The options named on the command line (not defaulted), with their values."""
-    given = vars(build_parser(record_only_given=True).parse_args(argv))
-    return {key: value for key, value in given.items() if key in RESUMED_OPTIONS}
+    return vars(build_parser(record_only_given=True).parse_args(argv))
 
 
 #: how ``--resume`` checks each setting it reads from the checkpoint's ``extra`` record
@@ -542,7 +538,7 @@ def train(args: argparse.Namespace, parser: argparse.ArgumentParser, given: dict
     ``--out`` is left as it was). ``given`` holds the options named on the command line.
     """
     if cli_datasets.dataset_of(args) != "random":  # digits, mnist1d: minibatch training on real data
-        return cli_datasets.train(args, parser)
+        return cli_datasets.train(args, parser, given or {})
     resume = _resume_settings(args, parser, given or {})
     out = _check_resources(args, parser)
     trainer, spikes, labels = _build(args, parser)

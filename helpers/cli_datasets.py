@@ -44,17 +44,6 @@ LOGISTIC_MAX_ITER = 2000
 EVAL_BATCH = 256
 
 
-class RecordingStore(argparse.Action):
-    """argparse's plain ``store``, which also remembers that its option was given on the command line
-    (so that a real dataset can tell an explicit ``--hidden 4`` from the random dataset's default)."""
-
-    given = False
-
-    def __call__(self, parser, namespace, values, option_string=None):
-        setattr(namespace, self.dest, values)
-        self.given = True
-
-
 def dataset_of(args: argparse.Namespace) -> str:
     """The dataset a ``train`` command runs on: ``--dataset``, or that of a real-data checkpoint
     given to ``--resume`` (so that resuming one is refused clearly, not attempted as random data)."""
@@ -68,13 +57,8 @@ def dataset_of(args: argparse.Namespace) -> str:
     return args.dataset
 
 
-def _given(parser: argparse.ArgumentParser) -> set[str]:
-    return {a.dest for a in parser._actions if getattr(a, "given", False)}
-
-
-def _settle_options(args: argparse.Namespace, parser: argparse.ArgumentParser) -> None:
+def _settle_options(args: argparse.Namespace, parser: argparse.ArgumentParser, given: dict) -> None:
     """Refuse the options the dataset fixes; fill in the notebook's settings where none was given."""
-    given = _given(parser)
     if args.resume is not None:
         if args.dataset == "random":  # a real-data checkpoint (see dataset_of)
             parser.error(
@@ -243,9 +227,10 @@ def _write(args, checkpoint_trainer, history: dict, best: dict, summary: dict) -
     )
 
 
-def train(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
-    """``train --dataset digits|mnist1d``. Returns 0, or 1 if training diverged (nothing written)."""
-    _settle_options(args, parser)
+def train(args: argparse.Namespace, parser: argparse.ArgumentParser, given: dict) -> int:
+    """``train --dataset digits|mnist1d``; ``given`` holds the options named on the command line (see
+    :func:`helpers.cli.main`). Returns 0, or 1 if training diverged (nothing written)."""
+    _settle_options(args, parser, given)
     if args.out.exists() and not args.out.is_dir():
         parser.error(f"--out {args.out}: exists and is not a folder")
     import brainstate
