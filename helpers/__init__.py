@@ -25,7 +25,14 @@ from helpers.diagnostics import CompilationLog, count_compilations
 from helpers.events import SpikeEvents, event_input, spike_events
 from helpers.exercises import check_answer
 from helpers.minibatch import EpochPlan, MinibatchTrainer, masked_cross_entropy
-from helpers.model import SNN, default_input_scale, heaviside
+from helpers.model import (
+    SNN,
+    SwitchableSurrogate,
+    TrainableTauLIF,
+    default_input_scale,
+    detach_reset,
+    heaviside,
+)
 from helpers.page import PAGE_PRINTED, run_page_recipe
 from helpers.plotting import (
     plot_confusion,
@@ -36,6 +43,7 @@ from helpers.plotting import (
     plot_readout,
 )
 from helpers.readout import READOUTS, confusion_matrix, cross_entropy, readout
+from helpers.runs import fit_runs
 from helpers.training import LossBlowUpWarning, Trainer, accuracy, fit
 from helpers.versions import TESTED_VERSIONS, StackWarning, check_stack, print_stack, stack_versions
 
@@ -44,6 +52,9 @@ __all__ = [
     "SNN",
     "default_input_scale",
     "heaviside",
+    "detach_reset",
+    "SwitchableSurrogate",
+    "TrainableTauLIF",
     "PAGE_PRINTED",
     "run_page_recipe",
     "poisson_dataset",
@@ -63,6 +74,7 @@ __all__ = [
     "Trainer",
     "LossBlowUpWarning",
     "fit",
+    "fit_runs",
     "accuracy",
     "count_compilations",
     "CompilationLog",
