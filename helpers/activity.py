@@ -18,6 +18,7 @@ import brainunit as u
 import jax.numpy as jnp
 import numpy as np
 
+from helpers.readout import masked_mean
 from helpers.validation import check_positive_int
 
 __all__ = [
@@ -119,7 +120,6 @@ def rate_penalty(strength: float):
     def penalty(hidden, mask):
         hidden = u.get_magnitude(hidden)
         per_example = jnp.sum(hidden, axis=(0, 2)) / hidden.shape[2]  # [B] spikes per neuron
-        weights = mask.astype(per_example.dtype)
-        return strength * jnp.sum(per_example * weights) / jnp.maximum(jnp.sum(weights), 1.0)
+        return strength * masked_mean(per_example, mask)
 
     return penalty

@@ -79,11 +79,11 @@ def stratified_split(y, fraction: float, seed: int) -> tuple[np.ndarray, np.ndar
     if y.ndim != 1 or not np.issubdtype(y.dtype, np.integer):
         raise ValueError(f"y must be a 1-D integer array of labels, got dtype {y.dtype}, shape {y.shape}")
     rng = np.random.default_rng(seed)
-    part = []
+    chosen = []
     for c in np.unique(y):
         members = np.flatnonzero(y == c)
-        part.append(rng.permutation(members)[: int(round(fraction * len(members)))])
-    part = np.sort(np.concatenate(part))
+        chosen.append(rng.permutation(members)[: int(round(fraction * len(members)))])
+    part = np.sort(np.concatenate(chosen))
     rest = np.setdiff1d(np.arange(len(y)), part)
     return rest, part
 

@@ -247,46 +247,69 @@ class SNN(brainstate.nn.Module):
         With ``checkpoint_base``, the loop over time is ``brainstate.transform.checkpointed_for_loop``:
         backpropagation stores the states only at checkpoints (nested blocks of ``checkpoint_base``
         steps) and recomputes the rest, trading time for memory. The results agree to rounding.
+
+        The input is checked where it enters (:meth:`check_input`): here when called with concrete
+        arrays, as from a notebook; inside a compiled program (a trainer's step, whose
+        ``prepare_batch`` has checked the batch) it is not checked again.
         """
-        self.check_input(spikes)
+        if _from_outside(spikes):
+            self.check_input(spikes)
         brainstate.nn.init_all_states(self, batch_size=spikes.shape[1])
         if checkpoint_base is None:
             return brainstate.transform.for_loop(self.update, spikes)
-        check_positive_int("checkpoint_base", checkpoint_base)
         return brainstate.transform.checkpointed_for_loop(self.update, spikes, base=checkpoint_base)
 
-    def record(self, spikes: SpikeInput) -> dict[str, jax.Array]:
-        """Run like :meth:`simulate`, recording every internal variable over time.
+    #: what :meth:`record` can keep of every step
+    RECORDED = ("current", "voltage", "spikes", "output")
 
-        Returns a dict of arrays ``[T, B, ...]``: ``current`` (synaptic current, mA), ``voltage``
-        (membrane potential after the step, mV), ``spikes`` (hidden spikes, 0/1) and ``output``
-        (the readout).
+    def record(self, spikes: SpikeInput, keep: tuple[str, ...] = RECORDED) -> dict[str, jax.Array]:
+        """Run like :meth:`simulate`, recording internal variables over time.
+
+        Returns a dict of arrays ``[T, B, ...]``, the variables named in ``keep`` of: ``current``
+        (synaptic current, mA), ``voltage`` (membrane potential after the step, mV), ``spikes`` (hidden
+        spikes, 0/1) and ``output`` (the readout). Like :meth:`simulate`, it checks concrete input
+        only (not inside a compiled program).
         """
-        self.check_input(spikes)
+        if _from_outside(spikes):
+            self.check_input(spikes)
+        unknown = [name for name in keep if name not in self.RECORDED]
+        if unknown:
+            raise ValueError(f"keep must name some of {list(self.RECORDED)}, got {unknown}")
         brainstate.nn.init_all_states(self, batch_size=spikes.shape[1])
 
         def step(spikes_t):
             output = self.update(spikes_t)
-            return self.synapse.g.value, self.neurons.V.value, self.neurons.get_spike(), output
+            values = {
+                "current": lambda: self.synapse.g.value,
+                "voltage": lambda: self.neurons.V.value,
+                "spikes": self.neurons.get_spike,
+                "output": lambda: output,
+            }
+            return tuple(values[name]() for name in keep)
 
-        current, voltage, hidden, output = brainstate.transform.for_loop(step, spikes)
-        return {"current": current, "voltage": voltage, "spikes": hidden, "output": output}
+        return dict(zip(keep, brainstate.transform.for_loop(step, spikes), strict=True))
+
+    def predictor(self, readout_method: str = "mean") -> Callable:
+        """The compiled forward pass ``spikes -> predicted class int [B]`` for ``readout_method``, made
+        once per method and kept on this network (freed with it). It does not check its input: a
+        trainer calls it on data its ``prepare_batch`` has checked; :meth:`predict` checks first."""
+        if readout_method not in self._predictors:
+            self._predictors[readout_method] = brainstate.transform.jit(
+                lambda data: u.math.argmax(readout(self.simulate(data), readout_method), axis=1)
+            )
+        return self._predictors[readout_method]
 
     def predict(self, spikes: SpikeInput, readout_method: str = "mean") -> np.ndarray:
         """The predicted class of every example, ``int [B]``: the largest logit after reading the
         readout out over time with ``readout_method`` (see :data:`helpers.READOUTS`).
 
-        The forward pass is compiled once per readout method (and input shape) and kept on this
-        network, so it is freed with the network. :func:`helpers.accuracy` and the ``predict`` and
-        ``accuracy`` of a :class:`helpers.Trainer` all run it.
+        Checks the input, then runs :meth:`predictor` (compiled once per readout method and input
+        shape). :func:`helpers.accuracy` and the ``predict`` and ``accuracy`` of a
+        :class:`helpers.Trainer` run the same compiled pass.
         """
         check_one_of("readout_method", readout_method, READOUTS)
         self.check_input(spikes)
-        if readout_method not in self._predictors:
-            self._predictors[readout_method] = brainstate.transform.jit(
-                lambda data: u.math.argmax(readout(self.simulate(data), readout_method), axis=1)
-            )
-        return np.asarray(self._predictors[readout_method](spikes))
+        return np.asarray(self.predictor(readout_method)(spikes))
 
     def check_input(self, spikes: SpikeInput) -> None:
         """Raise a clear error unless ``spikes`` fit this network: ``[T, B, n_inputs]`` 0/1 spikes, or
@@ -300,6 +323,12 @@ class SNN(brainstate.nn.Module):
                 )
         else:
             check_spikes(spikes, self.n_inputs)
+
+
+def _from_outside(spikes: SpikeInput) -> bool:
+    """Whether ``spikes`` are concrete arrays (data entering from outside, to be checked) rather than
+    values traced inside a compiled program (already checked where the program's input entered)."""
+    return not any(isinstance(leaf, jax.core.Tracer) for leaf in jax.tree.leaves(spikes))
 
 
 # -- additions for notebooks 3 and 5: a reset that passes no gradient, a backward pass chosen at run time

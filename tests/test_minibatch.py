@@ -10,7 +10,8 @@ import pytest
 
 import helpers
 from helpers import datasets as D
-from helpers.minibatch import EpochPlan, MinibatchTrainer, masked_cross_entropy
+from helpers.minibatch import EpochPlan, MinibatchTrainer
+from helpers.readout import cross_entropy
 
 
 def test_an_epoch_plan_visits_every_example_once_and_masks_the_padding():
@@ -52,7 +53,7 @@ def test_masked_cross_entropy_ignores_the_padding():
     labels = jnp.array([0, 1, 1])
     mask = jnp.array([True, True, False])
     real = braintools.metric.softmax_cross_entropy_with_integer_labels(logits[:2], labels[:2]).mean()
-    np.testing.assert_allclose(masked_cross_entropy(logits, labels, mask), real, rtol=1e-6)
+    np.testing.assert_allclose(cross_entropy(logits, labels, mask), real, rtol=1e-6)
 
 
 @pytest.fixture(scope="module")
