@@ -1,7 +1,7 @@
 """What spikes cost: firing rates, silent and saturated neurons, synaptic operations, a rate penalty.
 
 Counts come as spikes per example and neuron, ``[N, n]`` (``MinibatchTrainer.evaluate`` returns them
-for the hidden layer as ``hidden_counts``; :func:`helpers.datasets.spike_counts` gives them for the input).
+for the hidden layer as ``hidden_counts``; :func:`helpers.realdata.spike_counts` gives them for the input).
 
 A **synaptic operation** (SynOp) is what one spike costs one synapse on event-driven hardware: the
 receiving neuron adds the synapse's weight to its input. A layer's SynOps per example are therefore its

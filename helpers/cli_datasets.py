@@ -22,7 +22,7 @@ import warnings
 
 import numpy as np
 
-from helpers import datasets
+from helpers import realdata
 from helpers.checkpoint import CheckpointError, read_checkpoint
 
 #: the notebooks' settings for each real dataset; ``None`` marks a random-only option it refuses
@@ -78,17 +78,17 @@ def settle_options(args: argparse.Namespace, parser: argparse.ArgumentParser, gi
 
 
 def load_splits(dataset: str):
-    """The notebook's splits of ``dataset`` as values: :class:`helpers.datasets.Splits`."""
+    """The notebook's splits of ``dataset`` as values: :class:`helpers.realdata.Splits`."""
     if dataset == "digits":
-        return datasets.load_digits()
-    return datasets.load_mnist1d()
+        return realdata.load_digits()
+    return realdata.load_mnist1d()
 
 
 def encode(dataset: str, splits, steps: int):
-    """The notebook's spike code of all three parts: :class:`~helpers.datasets.Splits` of spikes."""
+    """The notebook's spike code of all three parts: :class:`~helpers.realdata.Splits` of spikes."""
     if dataset == "digits":
-        return datasets.encode_splits(splits, lambda x: datasets.latency_code(x, steps))
-    return datasets.encode_splits(splits, lambda x: datasets.level_crossings(x, MNIST1D_LEVELS))
+        return realdata.encode_splits(splits, lambda x: realdata.latency_code(x, steps))
+    return realdata.encode_splits(splits, lambda x: realdata.level_crossings(x, MNIST1D_LEVELS))
 
 
 def baselines(dataset: str, splits, encoded) -> dict[str, float]:
@@ -103,7 +103,7 @@ def baselines(dataset: str, splits, encoded) -> dict[str, float]:
     with threadpool_limits(1), warnings.catch_warnings():
         warnings.simplefilter("ignore", ConvergenceWarning)
         if dataset == "digits":
-            counts_train, counts_test = (datasets.spike_counts(encoded[i][0]) for i in (0, 2))
+            counts_train, counts_test = (realdata.spike_counts(encoded[i][0]) for i in (0, 2))
             models = {
                 "logistic_regression_pixels": (
                     LogisticRegression(max_iter=LOGISTIC_MAX_ITER),

@@ -30,7 +30,7 @@ def small(monkeypatch):
 
     def load(dataset):
         splits = real(dataset)
-        return helpers.datasets.Splits(
+        return helpers.realdata.Splits(
             *((x[:n], y[:n]) for (x, y), n in zip(splits, (96, 64, 64), strict=True))
         )
 

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 import helpers
-from helpers import datasets as D
+from helpers import realdata as D
 from helpers.minibatch import EpochPlan, MinibatchTrainer
 from helpers.readout import cross_entropy
 
@@ -186,7 +186,7 @@ def test_weights_can_be_kept_and_put_back(digits_latency):
 DATA_PARALLEL_SCRIPT = """
 import brainstate, brainunit as u, jax, numpy as np
 import helpers
-from helpers import datasets as D
+from helpers import realdata as D
 assert len(jax.devices()) == 2, jax.devices()
 brainstate.environ.set(dt=1.0 * u.ms)
 x, y = D.load_digits().train

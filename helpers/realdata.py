@@ -265,7 +265,7 @@ def encode_splits(splits: Splits, encode) -> Splits:
     :class:`Splits` of ``(spikes [T, N, C], labels)``.
     """
     if not isinstance(splits, Splits):
-        raise TypeError(f"splits must be a helpers.datasets.Splits, got {type(splits).__name__}")
+        raise TypeError(f"splits must be a helpers.realdata.Splits, got {type(splits).__name__}")
     if not callable(encode):
         raise TypeError(f"encode must be a function from values [N, F] to spikes [T, N, F], got {encode!r}")
     values = np.concatenate([x for x, _ in splits])

@@ -1,4 +1,4 @@
-"""helpers.datasets: offline real data, fixed splits, spike encodings."""
+"""helpers.realdata: offline real data, fixed splits, spike encodings."""
 
 import os
 import random
@@ -8,7 +8,7 @@ import brainunit as u
 import numpy as np
 import pytest
 
-from helpers import datasets as D
+from helpers import realdata as D
 
 
 @pytest.fixture(scope="module")
