@@ -41,8 +41,6 @@ from helpers.versions import stack_versions
 DATASETS = ("random", "digits", "mnist1d")
 #: what ``--resume`` takes from the checkpoint's ``extra`` record, besides the architecture and readout
 RUN_SETTINGS = ("dataset", "steps", "batch", "rate", "seed", "lr")
-#: the files a run writes to ``--out``, whatever the dataset
-OUTPUT_FILES = RUN_FILES
 #: exit statuses: a diverged run or a failed write; bad options (argparse's); Ctrl-C (128 + SIGINT)
 EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 1, 2, 130
 
