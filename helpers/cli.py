@@ -392,8 +392,7 @@ class _RealData:
         self.args = args
 
     def check_memory(self, parser):
-        self.splits = cli_datasets.load_splits(self.args.dataset)  # values: small; the spikes come later
-        _check_memory(self.args, parser, sum(self.splits.sizes().values()))
+        _check_memory(self.args, parser, cli_datasets.N_EXAMPLES[self.args.dataset])
 
     def build(self, parser):
         import brainstate
@@ -402,6 +401,7 @@ class _RealData:
         from helpers.model import SNN
 
         args = self.args
+        self.splits = cli_datasets.load_splits(args.dataset)
         self.encoded = cli_datasets.encode(args.dataset, self.splits, args.steps)
         brainstate.random.seed(args.seed)
         net = SNN(args.inputs, args.hidden, args.outputs)

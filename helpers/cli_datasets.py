@@ -41,6 +41,8 @@ MNIST1D_LEVELS = np.linspace(-2, 2, 16)
 MLP_MAX_ITER = {"digits": 1000, "mnist1d": 200}
 LOGISTIC_MAX_ITER = 2000
 EVAL_BATCH = 256
+#: examples in each dataset (all three parts), for the memory estimate before anything is loaded
+N_EXAMPLES = {"digits": 1797, "mnist1d": 5000}
 
 
 def dataset_of(args: argparse.Namespace) -> str:
