@@ -51,8 +51,9 @@ def default_input_scale(dt: u.Quantity | None = None) -> float:
 
     At ``dt = 1 ms`` this is about 4.42. It is the ``scale`` of ``braintools.init.KaimingNormal`` for the
     input weights, which multiplies their *variance*: variance = scale / fan_in, so the standard
-    deviation is ``sqrt(scale / fan_in)`` (0.21 mA for 100 inputs), above He's scale of 2. With the tutorial's sparse 5 Hz input it leaves most hidden neurons silent at
-    initialisation; notebook 1 sweeps the scale against the share of neurons that fire.
+    deviation is ``sqrt(scale / fan_in)`` (0.21 mA for 100 inputs), above He's scale of 2. With the
+    tutorial's sparse 5 Hz input it leaves most hidden neurons silent at initialisation; notebook 1
+    sweeps the scale against the share of neurons that fire.
     """
     dt = get_dt() if dt is None else check_positive_quantity("dt", dt, u.ms)
     return float(7.0 * (1.0 - u.math.exp(-dt / (1.0 * u.ms))))
@@ -309,7 +310,10 @@ class SNN(brainstate.nn.Module):
 
 
 class DetachedResetLIF(brainpy.state.LIF):
-    """``brainpy.state.LIF`` whose soft reset passes no gradient (SpyTorch's ``out.detach()``).
+    """``brainpy.state.LIF`` whose soft reset passes no gradient (SpyTorch's ``rst = out.detach()``).
+
+    Only the detach is SpyTorch's: its reset itself is multiplicative, to zero,
+    ``(beta*mem + syn)*(1.0 - rst)``, whereas this neuron keeps brainpy's soft (subtractive) reset.
 
     brainpy's LIF subtracts ``(V_th - V_reset) * s`` after a spike ``s``, and ``grad`` differentiates that
     term too: through the surrogate, a spike tells the gradient that firing lowers the next potential.
