@@ -32,7 +32,6 @@ from pathlib import Path
 
 import nbformat
 import pytest
-
 from nbval_numbers import TAG, cell_tolerance, output_texts
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -184,7 +183,7 @@ class CellFlow(ast.NodeVisitor):
             self.calls_fit = True
             if receiver is not None:
                 self.receivers.add(receiver)
-            # a function given the model first trains it: ``helpers.fit(net, ...)``, ``fit_runs(trainer, ...)``
+            # a function given the model first trains it: helpers.fit(net, ...), fit_runs(trainer, ...)
             if not isinstance(node.func, ast.Attribute) or receiver in self.modules_known:
                 self.receivers |= {a.id for a in node.args[:1] if isinstance(a, ast.Name)}
         self.generic_visit(node)
@@ -279,13 +278,16 @@ def flagged_cells(notebook) -> list[tuple[int, str]]:
             continue
         if EXACT_TAG in tags:
             if not EXACT_REASON.search(cell.source):
-                problems.append((index, f"tagged {EXACT_TAG} without a '# exact after fit: <reason>' comment"))
+                why = f"tagged {EXACT_TAG} without a '# exact after fit: <reason>' comment"
+                problems.append((index, why))
             continue
         tolerance = cell_tolerance(sorted(tags))
         if tolerance is None:
-            problems.append((index, f"prints fitted decimals ({', '.join(decimals[:3])}) without the {TAG} tag"))
+            shown = ", ".join(decimals[:3])
+            problems.append((index, f"prints fitted decimals ({shown}) without the {TAG} tag"))
         elif tolerance > MAX_TOLERANCE:
-            problems.append((index, f"tolerance {tolerance} is wider than {MAX_TOLERANCE}: nothing is compared"))
+            why = f"tolerance {tolerance} is wider than {MAX_TOLERANCE}: nothing is compared"
+            problems.append((index, why))
     return problems
 
 
@@ -385,7 +387,7 @@ def test_the_guard_cannot_be_satisfied_trivially():
 
 def test_a_network_trained_through_its_trainer_or_a_function_is_fitted():
     nb = _notebook(
-        ("import helpers\nnet = helpers.SNN()\ntrainer = helpers.Trainer(net)\ntrainer.fit(x, y, 10)", None, []),
+        ("import helpers\nnet = helpers.SNN()\ntrainer = helpers.Trainer(net)\ntrainer.fit(x, y)", None, []),
         ("print(f\"{float(net.record(x)['spikes'].mean()):.3f}\")", "0.031\n", []),
         ("other = helpers.SNN()\nhelpers.fit(other, x, y, epochs=5)", None, []),
         ("print(f'{helpers.accuracy(other, x, y):.2f}')", "0.91\n", []),
