@@ -10,6 +10,7 @@ _check_stack()  # a clear error, before anything else, when the installed stack 
 from helpers import (
     activity,  # what spikes cost: helpers.activity.synaptic_operations, ...
     datasets,  # real data and its spike codes: helpers.datasets.load_digits, ...
+    selection,  # choices on validation: helpers.selection.fit_best_epoch, tune_on_validation
 )
 from helpers.checkpoint import CheckpointError, load_checkpoint, read_checkpoint, save_checkpoint
 from helpers.data import (
@@ -81,6 +82,7 @@ __all__ = [
     "check_answer",
     "datasets",
     "activity",
+    "selection",
     "EpochPlan",
     "MinibatchTrainer",
     "masked_cross_entropy",
