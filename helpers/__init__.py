@@ -2,8 +2,8 @@
 
 >>> from helpers import SNN, poisson_dataset, fit
 
-Notebooks import only from this face (``helpers.X``, and the namespaces ``helpers.realdata`` and
-``helpers.activity``). As d2l tags each function with the section that introduces it, the table
+Notebooks import only from this face (``helpers.X``, and the namespaces ``helpers.realdata``,
+``helpers.selection`` and ``helpers.activity``). As d2l tags each function with the section that introduces it, the table
 names the notebook where each name first appears (README: the CLI and checkpoints).
 
 ========  ==================================================================================
@@ -18,7 +18,7 @@ notebook  names
 06        pattern_dataset, timing_dataset, split_batch, plot_history
 07        TrainableTauLIF (and Trainer.reinitialize)
 08        SpikeEvents, spike_events, event_input
-09        realdata, EpochPlan, MinibatchTrainer, masked_mean, confusion_matrix, plot_confusion
+09        realdata, selection, EpochPlan, MinibatchTrainer, masked_mean, confusion_matrix, plot_confusion
 11        activity
 README    save_checkpoint, load_checkpoint, read_checkpoint, CheckpointError, TrainingCore,
           TESTED_VERSIONS, stack_versions, check_stack, StackWarning
@@ -30,7 +30,8 @@ The modules form layers, each importing only from the layers below it (checked b
     __main__
     cli                                        the command line, one for every dataset
     cli_datasets | runfolder                   real datasets' settings | the files a run writes
-    checkpoint | runs | page_recipe | exercises  network + optimiser on disk | many runs (vmap) | ...
+    checkpoint | runs | page_recipe | exercises | selection
+                                               network + optimiser on disk | many runs (vmap) | ...
     minibatch                                  minibatch training (a TrainingCore)
     training                                   the training core and the full-batch Trainer
     model | activity | realdata | synthetic | plotting
@@ -46,6 +47,7 @@ _check_stack()  # a clear error, before anything else, when the installed stack 
 from helpers import (
     activity,  # what spikes cost: helpers.activity.synaptic_operations, ...
     realdata,  # real data and its spike codes: helpers.realdata.load_digits, ...
+    selection,  # choices on validation: helpers.selection.fit_best_epoch, tune_on_validation
 )
 from helpers.checkpoint import CheckpointError, load_checkpoint, read_checkpoint, save_checkpoint
 from helpers.diagnostics import CompilationLog, count_compilations
@@ -118,6 +120,7 @@ __all__ = [
     "check_answer",
     "realdata",
     "activity",
+    "selection",
     "EpochPlan",
     "MinibatchTrainer",
     "masked_mean",

@@ -49,9 +49,11 @@ __all__ = [
 def default_input_scale(dt: u.Quantity | None = None) -> float:
     """The original page's input-weight scale, ``7 * (1 - exp(-dt / 1 ms))`` (dimensionless).
 
-    At ``dt = 1 ms`` this is about 4.42. It multiplies the Kaiming-normal standard deviation of the
-    input weights. With the tutorial's sparse 5 Hz input it leaves most hidden neurons silent at
-    initialisation; notebook 1 sweeps the scale against the share of neurons that fire.
+    At ``dt = 1 ms`` this is about 4.42. It is the ``scale`` of ``braintools.init.KaimingNormal`` for the
+    input weights, which multiplies their *variance*: variance = scale / fan_in, so the standard
+    deviation is ``sqrt(scale / fan_in)`` (0.21 mA for 100 inputs), above He's scale of 2. With the
+    tutorial's sparse 5 Hz input it leaves most hidden neurons silent at initialisation; notebook 1
+    sweeps the scale against the share of neurons that fire.
     """
     dt = get_dt() if dt is None else check_positive_quantity("dt", dt, u.ms)
     return float(7.0 * (1.0 - u.math.exp(-dt / (1.0 * u.ms))))
@@ -103,8 +105,10 @@ class SNN(brainstate.nn.Module):
         Spike function with a surrogate derivative (default ``braintools.surrogate.ReluGrad()``).
         Its forward pass is the Heaviside step; only the backward pass differs.
     input_scale
-        Scale of the Kaiming-normal input weights (dimensionless; default
-        :func:`default_input_scale`, about 4.42 at dt = 1 ms).
+        Variance multiplier of the Kaiming-normal input weights (dimensionless): they are drawn with
+        mean 0 and variance ``input_scale / n_inputs`` (mA^2), so the standard deviation grows with the
+        square root of the scale. He initialisation is 2; the default is
+        :func:`default_input_scale`, about 4.42 at dt = 1 ms.
     recurrent
         If true, the hidden spikes of the previous step are fed back into the hidden layer through
         trainable weights ``[n_hidden, n_hidden]`` (mA, no bias), added to the input current before
@@ -335,7 +339,10 @@ def _from_outside(spikes: SpikeInput) -> bool:
 
 
 class DetachedResetLIF(brainpy.state.LIF):
-    """``brainpy.state.LIF`` whose soft reset passes no gradient (SpyTorch's ``out.detach()``).
+    """``brainpy.state.LIF`` whose soft reset passes no gradient (SpyTorch's ``rst = out.detach()``).
+
+    Only the detach is SpyTorch's: its reset itself is multiplicative, to zero,
+    ``(beta*mem + syn)*(1.0 - rst)``, whereas this neuron keeps brainpy's soft (subtractive) reset.
 
     brainpy's LIF subtracts ``(V_th - V_reset) * s`` after a spike ``s``, and ``grad`` differentiates that
     term too: through the surrogate, a spike tells the gradient that firing lowers the next potential.

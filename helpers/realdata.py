@@ -237,10 +237,11 @@ def level_crossings(x, levels) -> np.ndarray:
     sequence crosses ``levels[k]`` upwards between ``t - 1`` and ``t``, channel ``2k + 1`` when it
     crosses downwards. Returns ``bool [T, N, 2 * len(levels)]``; step 0 never fires.
 
-    A sequence that stays between two levels is silent, so the spikes mark *changes*, the way an
-    event camera or a cochlea model reports them. braintools' ``DeltaEncoder`` thresholds the change
-    between neighbouring steps instead, which misses slow drifts across a level and says nothing
-    about the level itself, so we write this one out.
+    A sequence that stays between two levels is silent, so the spikes mark *changes*. An event camera's
+    pixel is a delta code instead: it reports only the polarity of a change in log-intensity (up or
+    down by a threshold since its last event), not which level was crossed. braintools'
+    ``DeltaEncoder`` thresholds the change between neighbouring steps, which misses slow drifts across
+    a level and says nothing about the level itself, so we write this one out.
     """
     x = _check_values(x)
     levels = np.asarray(levels, dtype=float)
