@@ -3,8 +3,9 @@
 >>> from helpers import SNN, poisson_dataset, fit
 
 Notebooks import only from this face (``helpers.X``, and the namespaces ``helpers.realdata``,
-``helpers.selection`` and ``helpers.activity``). As d2l tags each function with the section that introduces it, the table
-names the notebook where each name first appears (README: the CLI and checkpoints).
+``helpers.selection`` and ``helpers.activity``). As d2l tags each function with the section that
+introduces it, the table names the notebook where each name first appears (README: the CLI and
+checkpoints).
 
 ========  ==================================================================================
 notebook  names

@@ -15,10 +15,19 @@ Neither function looks at a test split; scoring the chosen model on it is left t
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from typing import Any, Protocol
 
 import numpy as np
 
 __all__ = ["fit_best_epoch", "tune_on_validation"]
+
+
+class Classifier(Protocol):
+    """What :func:`tune_on_validation` needs of a model: scikit-learn's ``fit`` and ``score``."""
+
+    def fit(self, x: Any, y: Any) -> Classifier: ...
+
+    def score(self, x: Any, y: Any) -> float: ...
 
 
 def fit_best_epoch(trainer, train, epochs: int, batch_size: int, *, seed: int, validation) -> dict:
@@ -43,7 +52,7 @@ def fit_best_epoch(trainer, train, epochs: int, batch_size: int, *, seed: int, v
 
 
 def tune_on_validation(
-    make_model: Callable[..., object],
+    make_model: Callable[..., Classifier],
     grid: Sequence,
     train: tuple,
     validation: tuple,
