@@ -458,7 +458,11 @@ class _RealData:
             f"(epoch {best['epoch']} of {self.args.epochs}); "
             f"test accuracy {self.test['accuracy']:.4f} with its weights"
         ]
-        return lines + [f"baseline {name}: test accuracy {acc:.4f}" for name, acc in self.baselines.items()]
+        return lines + [
+            f"baseline {name}: penalty {b['setting']:g} chosen on validation "
+            f"({b['validation_accuracy']:.4f}), test accuracy {b['test_accuracy']:.4f}"
+            for name, b in self.baselines.items()
+        ]
 
 
 # -- the command ---------------------------------------------------------------------------------------
