@@ -33,6 +33,7 @@ from helpers.model import (
     detach_reset,
     heaviside,
 )
+from helpers.nir_export import NIRError, from_nir, load_network, read_nir, simulate_nir, to_nir, write_nir
 from helpers.page import PAGE_PRINTED, run_page_recipe
 from helpers.plotting import (
     plot_confusion,
@@ -42,6 +43,7 @@ from helpers.plotting import (
     plot_raster,
     plot_readout,
 )
+from helpers.quantise import quantise_array, quantised
 from helpers.readout import READOUTS, confusion_matrix, cross_entropy, readout
 from helpers.runs import fit_runs
 from helpers.training import LossBlowUpWarning, Trainer, accuracy, fit
@@ -99,4 +101,13 @@ __all__ = [
     "load_checkpoint",
     "read_checkpoint",
     "CheckpointError",
+    "to_nir",
+    "from_nir",
+    "write_nir",
+    "read_nir",
+    "load_network",
+    "simulate_nir",
+    "NIRError",
+    "quantised",
+    "quantise_array",
 ]

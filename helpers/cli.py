@@ -155,6 +155,7 @@ def build_parser(*, record_only_given: bool = False) -> argparse.ArgumentParser:
     )
     run.add_argument("--no-progress", action="store_true", default=default(False), help="no progress bar")
     train.set_defaults(command_parser=train)
+    commands.add_parser("export", help="export a trained network to a NIR file (see: export --help)")
     return parser
 
 
@@ -589,6 +590,10 @@ def main(argv: list[str] | None = None) -> int:
     Bad options exit with status 2 and a usage message; a diverging run returns 1 and writes nothing;
     Ctrl-C returns 130 with one line (``--out`` holds the previous run or the new one, complete).
     """
+    if (sys.argv[1:] if argv is None else argv)[:1] == ["export"]:  # its own parser: helpers/cli_export.py
+        from helpers.cli_export import main as export_main
+
+        return export_main((sys.argv[1:] if argv is None else argv)[1:])
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
