@@ -293,7 +293,7 @@ def from_nir(graph: Any) -> SNN:
     per_neuron = not np.all(tau_mem == tau_mem.flat[0])
     net = SNN(
         n_inputs, n_hidden, n_outputs,
-        tau_syn=tau_syn * u.ms, tau_mem=(tau_mem if per_neuron else float(tau_mem.flat[0])) * u.ms,
+        tau_syn=tau_syn * u.ms, tau_mem=float(tau_mem.flat[0]) * u.ms,  # per neuron: set below
         tau_out=tau_out * u.ms, v_threshold=v_th * u.mV, input_scale=1.0, train_tau_mem=per_neuron,
     )  # fmt: skip
     dtype = brainstate.environ.dftype()
