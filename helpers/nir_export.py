@@ -370,7 +370,7 @@ def simulate_nir(
     alpha, beta = _decay(lif.tau_syn, dt_ms), _decay(lif.tau_mem, dt_ms)
     gamma = _decay(li.tau, dt_ms)
     batch, hidden, out = x.shape[1], np.asarray(lif.v_threshold).size, np.asarray(li.tau).size
-    current, v, z, y = np.zeros((batch, hidden)), np.zeros((batch, hidden)), np.zeros((batch, hidden)), None
+    current, v, z = np.zeros((batch, hidden)), np.zeros((batch, hidden)), np.zeros((batch, hidden))
     y = np.zeros((batch, out))
     rows: dict[str, list] = {"current": [], "voltage": [], "spikes": [], "output": []}
     w1, b1 = np.asarray(a1.weight, np.float64), np.asarray(a1.bias, np.float64)
