@@ -48,8 +48,8 @@ __all__ = [
     "from_nir",
     "write_nir",
     "read_nir",
-    "load_network",
     "simulate_nir",
+    "spike_agreement",
 ]
 
 #: the node names of an exported network, in the order data flows
@@ -63,8 +63,12 @@ class NIRError(ValueError):
 
 
 def _nir():
-    import nir  # imported here: h5py and nir load only when export is used
-
+    try:
+        import nir  # imported here: h5py and nir load only when export is used
+    except ImportError as error:
+        raise ImportError(
+            f"NIR export needs nir ({error}); environment.yml pins it: run `make env`"
+        ) from None
     return nir
 
 
@@ -73,12 +77,12 @@ def _ms(value: u.Quantity, shape: tuple[int, ...]) -> np.ndarray:
     return np.broadcast_to(np.asarray(u.get_magnitude(value.to(u.ms)), dtype=np.float64), shape).copy()
 
 
-def _decay(tau_ms: np.ndarray, dt_ms: float) -> np.ndarray:
+def _decay(tau_ms: np.ndarray | float, dt_ms: float) -> np.ndarray:
     """``exp(-dt / tau)``: the decay of ``tau dx/dt = -x`` over one step (float64)."""
     return np.exp(-dt_ms / tau_ms)
 
 
-def _gain(tau_ms: np.ndarray, dt_ms: float) -> np.ndarray:
+def _gain(tau_ms: np.ndarray | float, dt_ms: float) -> np.ndarray:
     """``1 - exp(-dt / tau)``: what an input held over one step adds, per unit, to ``tau dx/dt = -x + in``."""
     return -np.expm1(-dt_ms / tau_ms)
 
@@ -284,12 +288,13 @@ def from_nir(graph: Any) -> SNN:
     tau_syn = _uniform(name["neurons"], "tau_syn", _positive(name["neurons"], "tau_syn", lif.tau_syn))
     tau_mem = _positive(name["neurons"], "tau_mem", lif.tau_mem)
     tau_out = _uniform(name["readout"], "tau", _positive(name["readout"], "tau", li.tau))
-    v_th = _positive(name["neurons"], "v_threshold", lif.v_threshold)
-    v_th = _uniform(name["neurons"], "v_threshold", v_th)
+    v_th = _uniform(
+        name["neurons"], "v_threshold", _positive(name["neurons"], "v_threshold", lif.v_threshold)
+    )
     # what one unit of Affine output, held over a step, adds to v (mV per mA, over (1 - beta)) and to y
-    hidden_gain = _gain(np.float64(tau_syn), dt_ms) * _positive(name["neurons"], "w_in", lif.w_in)
+    hidden_gain = _gain(tau_syn, dt_ms) * _positive(name["neurons"], "w_in", lif.w_in)
     hidden_gain = hidden_gain * _positive(name["neurons"], "r", lif.r)
-    out_gain = _gain(np.float64(tau_out), dt_ms) * _positive(name["readout"], "r", li.r)
+    out_gain = _gain(tau_out, dt_ms) * _positive(name["readout"], "r", li.r)
     per_neuron = not np.all(tau_mem == tau_mem.flat[0])
     net = SNN(
         n_inputs, n_hidden, n_outputs,
@@ -313,31 +318,6 @@ def from_nir(graph: Any) -> SNN:
     if per_neuron:
         assert isinstance(net.neurons, TrainableTauLIF)
         net.neurons.log_tau.value = cast(np.log(tau_mem))
-    return net
-
-
-def load_network(path: str | os.PathLike) -> SNN:
-    """The trained network stored in a checkpoint, or in a run folder's ``checkpoint.msgpack``.
-
-    Reads the file with :func:`helpers.read_checkpoint` and :func:`helpers.load_checkpoint` (every
-    check of theirs applies); the time step must be set in ``brainstate.environ``.
-    """
-    from helpers.checkpoint import load_checkpoint, read_checkpoint
-    from helpers.training import Trainer
-
-    path = Path(path)
-    if path.is_dir():
-        path = path / "checkpoint.msgpack"
-    raw = read_checkpoint(path)
-    config = raw["config"]
-    net = SNN(
-        config["n_inputs"], config["n_hidden"], config["n_outputs"],
-        tau_syn=config["tau_syn_ms"] * u.ms, tau_mem=config["tau_mem_ms"] * u.ms,
-        tau_out=config["tau_out_ms"] * u.ms, v_threshold=config["v_threshold_mV"] * u.mV,
-        input_scale=config["input_scale"], recurrent=config.get("recurrent", False),
-        train_tau_mem=config.get("train_tau_mem", False),
-    )  # fmt: skip
-    load_checkpoint(path, Trainer(net, readout_method=raw.get("readout_method", "mean")))
     return net
 
 
@@ -389,3 +369,40 @@ def simulate_nir(
             rows[key].append(value)
     result = {key: np.stack(value) for key, value in rows.items()}
     return result if record else result["output"]
+
+
+def spike_agreement(ours, theirs, voltage, v_threshold: float, *, margin: float) -> dict[str, int]:
+    """Compare two simulations' spikes ``[T, B, N]`` of the same network and say where they part.
+
+    Two simulators that compute the same equations in another order (or precision) round differently:
+    their membranes differ by a few units in the last place, and a membrane that lands that close to
+    the threshold may spike in one and not the other; from then on that neuron's trace differs (the
+    reset has happened in one only). So the count of differing entries is a measured number, not a
+    property of the export. What the export must satisfy is that every trace (an example and a neuron)
+    whose spikes differ *begins* to differ at a step where our membrane ``voltage`` (mV, ``[T, B, N]``)
+    lay within ``margin`` (mV) of ``v_threshold`` (mV). Returns ``entries`` (differing spike entries),
+    ``traces`` (differing traces), ``unexplained`` (differing traces whose first difference is not so
+    close: 0 when the simulators agree up to rounding), ``near`` (entries of ours within ``margin`` of
+    the threshold: how many decisions rounding could flip) and ``total`` (entries).
+    """
+    ours, theirs = np.asarray(ours) > 0, np.asarray(theirs) > 0
+    voltage = np.asarray(u.get_magnitude(voltage), np.float64)
+    if not ours.shape == theirs.shape == voltage.shape or ours.ndim != 3:
+        raise ValueError(
+            f"ours, theirs and voltage must be [T, B, N] of one shape, got {ours.shape}, {theirs.shape}, "
+            f"{voltage.shape}"
+        )
+    if not (np.isfinite(margin) and margin > 0):
+        raise ValueError(f"margin must be a positive number of mV, got {margin!r}")
+    differ = ours != theirs
+    traces = differ.any(axis=0)
+    first = differ.argmax(axis=0)  # the first differing step of each trace (0 where none differs)
+    close = np.abs(voltage - v_threshold) <= margin
+    explained = np.take_along_axis(close, first[None], axis=0)[0]
+    return {
+        "entries": int(differ.sum()),
+        "traces": int(traces.sum()),
+        "unexplained": int((traces & ~explained).sum()),
+        "near": int(close.sum()),
+        "total": int(differ.size),
+    }

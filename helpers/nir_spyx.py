@@ -14,6 +14,10 @@ spyx ignores, ``(1 - alpha) w_in (1 - beta) r`` per neuron, are folded into the 
 that feeds the neurons; the readout's LI is dropped, and :func:`run_spyx` integrates it from spyx's
 output (the readout Affine's) with NIR's LI equation. Feeding one extra step of silence and dropping
 spyx's first output undoes the one-step shift.
+
+spyx and what it pulls in (flax, orbax-checkpoint, tensorstore, grain, ...: about 106 MB) serve only this
+check: nothing else in ``helpers`` imports it, :func:`run_spyx` raises an ImportError saying how to
+install it, and its tests skip where it is absent. Notebook 12.
 """
 
 from __future__ import annotations
@@ -28,6 +32,17 @@ from helpers.nir_export import _chain, _decay, _gain
 from helpers.validation import check_positive_quantity
 
 __all__ = ["spyx_graph", "run_spyx"]
+
+
+def _spyx_nir():
+    """``spyx.nir``, or an ImportError that says how to install it (an optional dependency)."""
+    try:
+        import spyx.nir
+    except ImportError as error:
+        raise ImportError(
+            f"helpers.nir_spyx needs spyx ({error}); environment.yml pins it (spyx==1.0.0): run `make env`"
+        ) from None
+    return spyx.nir
 
 
 def spyx_graph(graph: Any, dt: u.Quantity, *, through: str = "readout_layer") -> Any:
@@ -79,14 +94,15 @@ def run_spyx(graph: Any, spikes: np.ndarray, dt: u.Quantity) -> dict[str, np.nda
     standalone LI).
     """
     import jax.numpy as jnp
-    import spyx.nir
+
+    spyx_nir = _spyx_nir()
 
     dt_ms = float(check_positive_quantity("dt", dt, u.ms).to_decimal(u.ms))
     x = np.asarray(spikes, np.float32)
     padded = jnp.asarray(np.concatenate([x, np.zeros_like(x[:1])]))  # one more step: spyx lags by one
     result = {}
     for through, key in (("neurons", "spikes"), ("readout_layer", "drive")):
-        _, out = spyx.nir.from_nir(spyx_graph(graph, dt, through=through), padded, dt=dt_ms)
+        _, out = spyx_nir.from_nir(spyx_graph(graph, dt, through=through), padded, dt=dt_ms)
         result[key] = np.asarray(out)[1:]
     li = graph.nodes[_chain(graph)[4]]
     gamma = _decay(li.tau, dt_ms)

@@ -17,7 +17,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from helpers.model import SNN
-from helpers.validation import check_instance, check_positive_int
+from helpers.validation import check_bits, check_instance
 
 __all__ = ["quantise_array", "quantised"]
 
@@ -31,9 +31,7 @@ def quantise_array(values: np.ndarray, bits: int, scale: float | None = None) ->
     ``scale`` defaults to ``max|values| / (2**(bits-1) - 1)`` (1 for an all-zero array). Returns
     ``(integers int32, scale)``; ``bits`` runs from 2 to 16.
     """
-    bits = check_positive_int("bits", bits)
-    if not 2 <= bits <= 16:
-        raise ValueError(f"bits must be from 2 to 16, got {bits}")
+    bits = check_bits("bits", bits)
     values = np.asarray(values, np.float64)
     bound = 2 ** (bits - 1) - 1
     if scale is None:

@@ -17,7 +17,7 @@ def run_folder(tmp_path) -> Path:
     folder = tmp_path / "run"
     folder.mkdir()
     trainer = helpers.Trainer(helpers.SNN(12, 6, 3, input_scale=20.0))
-    helpers.save_checkpoint(folder / "checkpoint.msgpack", trainer, epoch=0)
+    helpers.save_checkpoint(folder / "checkpoint.msgpack", trainer.net, trainer.optimizer, epoch=0)
     return folder
 
 
@@ -33,7 +33,7 @@ def usage_error(args, capsys) -> str:
 def test_export_a_run_folder_and_a_checkpoint(run_folder, tmp_path, capsys):
     data = np.random.default_rng(0).random((20, 3, 12)) < 0.3
     data = data.astype(np.float32)
-    net = helpers.load_network(run_folder)
+    net, _ = helpers.load_network(run_folder)
     for source, bits in ((run_folder, None), (run_folder / "checkpoint.msgpack", 8)):
         out = tmp_path / f"model-{bits}.nir"
         args = [str(source), "--out", str(out)] + (["--bits", str(bits)] if bits else [])
@@ -72,9 +72,13 @@ def test_export_errors(run_folder, tmp_path, capsys):
         assert "expected an integer from 2 to 16" in usage_error(
             [str(run_folder), "--out", out, "--bits", bad], capsys
         )
-    assert "positive number of ms" in usage_error([str(run_folder), "--out", out, "--dt", "0"], capsys)
+    assert "expected a positive, finite number" in usage_error(
+        [str(run_folder), "--out", out, "--dt", "0"], capsys
+    )
+    assert "could not write it" in usage_error([str(run_folder), "--out", "/proc/model.nir"], capsys)
     recurrent = tmp_path / "recurrent.msgpack"
-    helpers.save_checkpoint(recurrent, helpers.Trainer(helpers.SNN(4, 3, 2, recurrent=True)), epoch=0)
+    trainer = helpers.Trainer(helpers.SNN(4, 3, 2, recurrent=True))
+    helpers.save_checkpoint(recurrent, trainer.net, trainer.optimizer, epoch=0)
     message = usage_error([str(recurrent), "--out", out], capsys)
     assert "cannot be exported" in message and "node 'recurrent_layer'" in message
     assert not Path(out).exists()

@@ -1,4 +1,6 @@
-"""helpers.nir_spyx: the exported graph run by a second simulator, spyx, agrees spike for spike."""
+"""helpers.nir_spyx: the exported graph run by a second simulator, spyx, agrees spike for spike up to
+rounding: every trace whose spikes differ starts to differ where our membrane was within float32
+rounding of the threshold (helpers.spike_agreement), on any CPU."""
 
 import brainstate
 import brainunit as u
@@ -11,6 +13,10 @@ from helpers import nir_spyx
 
 pytest.importorskip("spyx")  # pinned in environment.yml; skipped only where it is not installed
 
+#: mV: spyx and brainpy compute the membrane (about 1 mV) in float32 in another order; they differ by a
+#: few units of float32's last place (1.2e-7 at 1 mV) per step, so 1e-4 mV is hundreds of times that
+MARGIN = 1e-4
+
 
 def test_spyx_agrees_spike_for_spike():
     net = helpers.SNN(12, 32, 3, input_scale=20.0)
@@ -19,8 +25,12 @@ def test_spyx_agrees_spike_for_spike():
     ours = np.asarray(record["spikes"])
     assert 50 < ours.sum() < ours.size / 2  # many spikes, many silences
     theirs = nir_spyx.run_spyx(helpers.to_nir(net), np.asarray(data), 1.0 * u.ms)
-    assert np.array_equal(theirs["spikes"], ours)
-    np.testing.assert_allclose(theirs["output"], np.asarray(record["output"]), atol=1e-4)
+    agreement = helpers.spike_agreement(ours, theirs["spikes"], record["voltage"], 1.0, margin=MARGIN)
+    assert agreement["unexplained"] == 0, agreement  # every difference starts at a rounding-close call
+    assert agreement["traces"] <= agreement["near"]
+    same = ~(theirs["spikes"] != ours).any(axis=(0, 2))  # the examples whose spikes all agree
+    assert same.sum() >= len(same) - agreement["traces"]
+    np.testing.assert_allclose(theirs["output"][:, same], np.asarray(record["output"])[:, same], atol=1e-4)
 
 
 def test_without_the_conversion_spyx_differs_or_refuses():
