@@ -11,8 +11,8 @@ spyx reads a NIR graph its own way (spyx 1.0.0, ``spyx/nir.py`` and ``spyx/nn.py
 The conversion (:func:`spyx_graph`) makes spyx compute our equations: time constants
 ``tau' = dt / (1 - exp(-dt / tau))`` give ``1 - dt / tau' = exp(-dt / tau)``, our decay; the gains that
 spyx ignores, ``(1 - alpha) w_in (1 - beta) r`` per neuron, are folded into the rows of the Affine
-that feeds the neurons; the readout's LI is dropped, and :func:`run_spyx` integrates it from spyx's
-output (the readout Affine's) with NIR's LI equation. Feeding one extra step of silence and dropping
+that feeds the neurons; spyx runs the graph up to the neurons, and :func:`run_spyx` applies the readout
+Affine to its spikes and integrates NIR's LI equation in numpy. Feeding one extra step of silence and dropping
 spyx's first output undoes the one-step shift.
 
 spyx and what it pulls in (flax, orbax-checkpoint, tensorstore, grain, ...: about 106 MB) serve only this
@@ -88,10 +88,10 @@ def spyx_graph(graph: Any, dt: u.Quantity, *, through: str = "readout_layer") ->
 def run_spyx(graph: Any, spikes: np.ndarray, dt: u.Quantity) -> dict[str, np.ndarray]:
     """Simulate the exported ``graph`` in spyx over ``spikes [T, B, n_inputs]`` at step ``dt``.
 
-    Returns ``spikes`` (the hidden spikes ``[T, B, n_hidden]``), ``drive`` (the readout Affine's output
-    ``[T, B, n_outputs]``), both as spyx computed them and aligned with our steps, and ``output``: the
-    readout, ``drive`` integrated with the graph's LI (exponential Euler, in numpy: spyx has no
-    standalone LI).
+    Returns ``spikes``: the hidden spikes ``[T, B, n_hidden]`` as spyx computed them (the input Affine
+    and the CubaLIF, one spyx run), aligned with our steps; ``drive``: the readout Affine applied to
+    them, and ``output``: ``drive`` integrated with the graph's LI (exponential Euler), both in float64
+    numpy (spyx has no standalone LI, and the Affine after the spikes is a matrix product).
     """
     import jax.numpy as jnp
 
@@ -100,11 +100,12 @@ def run_spyx(graph: Any, spikes: np.ndarray, dt: u.Quantity) -> dict[str, np.nda
     dt_ms = float(check_positive_quantity("dt", dt, u.ms).to_decimal(u.ms))
     x = np.asarray(spikes, np.float32)
     padded = jnp.asarray(np.concatenate([x, np.zeros_like(x[:1])]))  # one more step: spyx lags by one
-    result = {}
-    for through, key in (("neurons", "spikes"), ("readout_layer", "drive")):
-        _, out = spyx_nir.from_nir(spyx_graph(graph, dt, through=through), padded, dt=dt_ms)
-        result[key] = np.asarray(out)[1:]
-    li = graph.nodes[_chain(graph)[4]]
+    _, out = spyx_nir.from_nir(spyx_graph(graph, dt, through="neurons"), padded, dt=dt_ms)
+    result = {"spikes": np.asarray(out)[1:]}
+    names = _chain(graph)
+    affine, li = graph.nodes[names[3]], graph.nodes[names[4]]
+    weight, bias = np.asarray(affine.weight, np.float64), np.asarray(affine.bias, np.float64)
+    result["drive"] = result["spikes"].astype(np.float64) @ weight.T + bias
     gamma = _decay(li.tau, dt_ms)
     y = np.zeros(result["drive"].shape[1:])
     outputs = []

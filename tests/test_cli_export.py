@@ -11,6 +11,8 @@ import pytest
 import helpers
 from helpers.cli import main as cli_main
 
+pytest.importorskip("nir")  # pinned in environment.yml; skipped only where it is not installed
+
 
 @pytest.fixture
 def run_folder(tmp_path) -> Path:
