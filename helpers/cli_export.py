@@ -82,6 +82,8 @@ def export(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
         graph = to_nir(net, metadata=metadata)
     except NIRError as error:
         parser.error(f"{source}: cannot be exported: {error}")
+    except ImportError as error:  # nir is an optional dependency (pyproject's export extra)
+        parser.error(str(error))
     try:
         _write_atomically(graph, args.out, folder)
     except OSError as error:

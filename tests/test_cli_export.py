@@ -86,6 +86,12 @@ def test_export_errors(run_folder, tmp_path, capsys):
     assert not Path(out).exists()
 
 
+def test_export_without_nir_installed(run_folder, tmp_path, capsys, monkeypatch):
+    monkeypatch.setitem(sys.modules, "nir", None)  # as if nir were not installed
+    message = usage_error([str(run_folder), "--out", str(tmp_path / "m.nir")], capsys)
+    assert "NIR export needs nir" in message and "make env" in message
+
+
 @pytest.mark.slow
 def test_export_from_the_command_line(run_folder, tmp_path):
     out = tmp_path / "m.nir"
