@@ -3,9 +3,9 @@
 >>> from helpers import SNN, poisson_dataset, fit
 
 Notebooks import only from this face (``helpers.X``, and the namespaces ``helpers.realdata``,
-``helpers.selection`` and ``helpers.activity``). As d2l tags each function with the section that
-introduces it, the table names the notebook where each name first appears (README: the CLI and
-checkpoints).
+``helpers.selection``, ``helpers.activity`` and ``helpers.nir_spyx``). As d2l tags each function with
+the section that introduces it, the table names the notebook where each name first appears (README:
+the CLI and checkpoints).
 
 ========  ==================================================================================
 notebook  names
@@ -21,6 +21,8 @@ notebook  names
 08        SpikeEvents, spike_events, event_input
 09        realdata, selection, EpochPlan, MinibatchTrainer, masked_mean, confusion_matrix, plot_confusion
 11        activity
+12        to_nir, write_nir, read_nir, from_nir, simulate_nir, spike_agreement, NIRError, quantised,
+          quantise_array, load_network, nir_spyx
 README    save_checkpoint, load_checkpoint, read_checkpoint, CheckpointError, TrainingCore,
           TESTED_VERSIONS, stack_versions, check_stack, StackWarning
 ========  ==================================================================================
@@ -30,9 +32,12 @@ The modules form layers, each importing only from the layers below it (checked b
 
     __main__
     cli                                        the command line, one for every dataset
-    cli_datasets | runfolder                   real datasets' settings | the files a run writes
-    checkpoint | runs | page_recipe | exercises | selection
-                                               network + optimiser on disk | many runs (vmap) | ...
+    cli_datasets | runfolder | cli_export | nir_spyx
+                                               real datasets' settings | the files a run writes |
+                                               the export command | a NIR graph run in spyx
+    checkpoint | runs | page_recipe | exercises | selection | nir_export | quantise
+                                               network + optimiser on disk | many runs (vmap) | ... |
+                                               a network as a NIR graph and back | weights of few bits
     minibatch                                  minibatch training (a TrainingCore)
     training                                   the training core and the full-batch Trainer
     model | activity | realdata | synthetic | plotting
@@ -47,10 +52,17 @@ _check_stack()  # a clear error, before anything else, when the installed stack 
 
 from helpers import (
     activity,  # what spikes cost: helpers.activity.synaptic_operations, ...
+    nir_spyx,  # a NIR graph run in spyx (an optional dependency): helpers.nir_spyx.run_spyx
     realdata,  # real data and its spike codes: helpers.realdata.load_digits, ...
     selection,  # choices on validation: helpers.selection.fit_best_epoch, tune_on_validation
 )
-from helpers.checkpoint import CheckpointError, load_checkpoint, read_checkpoint, save_checkpoint
+from helpers.checkpoint import (
+    CheckpointError,
+    load_checkpoint,
+    load_network,
+    read_checkpoint,
+    save_checkpoint,
+)
 from helpers.diagnostics import CompilationLog, count_compilations
 from helpers.events import SpikeEvents, event_input, spike_events
 from helpers.exercises import check_answer
@@ -63,6 +75,7 @@ from helpers.model import (
     detach_reset,
     heaviside,
 )
+from helpers.nir_export import NIRError, from_nir, read_nir, simulate_nir, spike_agreement, to_nir, write_nir
 from helpers.page_recipe import PAGE_PRINTED, run_page_recipe
 from helpers.plotting import (
     plot_confusion,
@@ -72,6 +85,7 @@ from helpers.plotting import (
     plot_raster,
     plot_readout,
 )
+from helpers.quantise import quantise_array, quantised
 from helpers.readout import READOUTS, confusion_matrix, cross_entropy, masked_mean, readout
 from helpers.runs import fit_runs
 from helpers.synthetic import (
@@ -121,6 +135,7 @@ __all__ = [
     "check_answer",
     "realdata",
     "activity",
+    "nir_spyx",
     "selection",
     "EpochPlan",
     "MinibatchTrainer",
@@ -140,4 +155,14 @@ __all__ = [
     "load_checkpoint",
     "read_checkpoint",
     "CheckpointError",
+    "to_nir",
+    "from_nir",
+    "write_nir",
+    "read_nir",
+    "load_network",
+    "simulate_nir",
+    "spike_agreement",
+    "NIRError",
+    "quantised",
+    "quantise_array",
 ]
