@@ -11,6 +11,7 @@ All time constants are physical quantities (``brainunit``); the integration step
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from typing import Any
 
@@ -83,6 +84,26 @@ class TrainableTauLIF(brainpy.state.LIF):
     def tau(self, value):  # LIF.__init__ assigns the initial time constant(s) here
         log_tau = jnp.log(jnp.broadcast_to(u.get_magnitude(value.to(u.ms)), self.varshape))
         self.log_tau = brainstate.ParamState(log_tau.astype(brainstate.environ.dftype()))
+
+
+class _FlatNormalDraws:
+    """A brainstate generator's ``normal`` drawn as one flat vector and reshaped: the same numbers as a
+    draw of the full shape (JAX's threefry counts through the elements in order), but XLA compiles
+    the 1-D draw of a weight matrix 2-3x faster, which every new network shape would otherwise pay."""
+
+    def __init__(self, rng):
+        self._rng = rng
+
+    def normal(self, loc, scale, size):
+        shape = tuple(size)
+        return self._rng.normal(loc, scale, (math.prod(shape),)).reshape(shape)
+
+
+class _KaimingNormal(braintools.init.KaimingNormal):
+    """``braintools.init.KaimingNormal`` with its draw made by :class:`_FlatNormalDraws` (same values)."""
+
+    def __call__(self, size, **kwargs):
+        return super().__call__(size, rng=_FlatNormalDraws(kwargs.get("rng", brainstate.random)))
 
 
 class SNN(brainstate.nn.Module):
@@ -179,7 +200,7 @@ class SNN(brainstate.nn.Module):
         self.input_layer = brainstate.nn.Linear(
             n_inputs,
             n_hidden,
-            w_init=braintools.init.KaimingNormal(scale=input_scale, unit=u.mA),
+            w_init=_KaimingNormal(scale=input_scale, unit=u.mA),
             b_init=zero_bias_mA,
         )
         self.synapse = brainpy.state.Expon(
@@ -196,11 +217,11 @@ class SNN(brainstate.nn.Module):
         )
         if recurrent:  # last step's hidden spikes -> current (mA), added to the input current
             self.recurrent_layer = brainstate.nn.Linear(
-                n_hidden, n_hidden, w_init=braintools.init.KaimingNormal(unit=u.mA), b_init=None
+                n_hidden, n_hidden, w_init=_KaimingNormal(unit=u.mA), b_init=None
             )
         # spikes -> filtered readout (dimensionless)
         self.readout_layer = brainstate.nn.Linear(
-            n_hidden, n_outputs, w_init=braintools.init.KaimingNormal(), b_init=zero_bias
+            n_hidden, n_outputs, w_init=_KaimingNormal(), b_init=zero_bias
         )
         self.readout = brainpy.state.Expon(
             n_outputs, tau=tau_out, g_initializer=braintools.init.Constant(0.0)
@@ -387,6 +408,13 @@ class SwitchableSurrogate:
     step reads the state as an input, so one compiled step trains with every choice, and under
     ``vmap`` every run can have its own. With a one-hot ``w`` the gradient is that of the chosen
     surrogate (the other terms add exact zeros).
+
+    Cost: with at most one nonzero weight, the backward pass evaluates only the chosen surrogate
+    (a ``jax.lax.switch``), so a switch over many surrogates costs what one costs. Under ``vmap`` with
+    weights that differ between runs, the switch becomes a select and every surrogate is evaluated at
+    every neuron-step; to compare surrogates cheaply, give all runs of one call the same weights
+    (:meth:`select` before :func:`helpers.fit_runs`) and make one call per surrogate: they share one
+    compiled program.
     """
 
     def __init__(self, surrogates):
@@ -407,9 +435,18 @@ class SwitchableSurrogate:
         def forward(x, w):
             return spike(x, w), (x, w)
 
+        branches = [lambda x, fn=fn: fn.surrogate_grad(x) for fn in surrogates]
+
+        def weighted_sum(x, w):
+            return sum(w[k] * fn.surrogate_grad(x) for k, fn in enumerate(surrogates))
+
+        def chosen_only(x, w):  # at most one nonzero weight: evaluate that surrogate alone
+            index = jnp.argmax(jnp.abs(w))
+            return w[index] * jax.lax.switch(index, branches, x)
+
         def backward(residuals, g):
             x, w = residuals
-            derivative = sum(w[k] * fn.surrogate_grad(x) for k, fn in enumerate(surrogates))
+            derivative = jax.lax.cond(jnp.count_nonzero(w) <= 1, chosen_only, weighted_sum, x, w)
             return g * derivative, jnp.zeros_like(w)
 
         spike.defvjp(forward, backward)

@@ -206,6 +206,15 @@ def test_switchable_surrogate_trains_like_the_surrogate_it_selects():
     for index, fn in ((0, S.ReluGrad()), (1, S.Sigmoid()), (None, helpers.heaviside)):
         switch.select(index)
         np.testing.assert_array_equal(jax.vmap(jax.grad(switch))(x), jax.vmap(jax.grad(fn))(x))
+    # a scaled choice evaluates that surrogate alone; a mixture still sums its weighted terms
+    relu, sigmoid = jax.vmap(jax.grad(S.ReluGrad()))(x), jax.vmap(jax.grad(S.Sigmoid()))(x)
+    switch.weights.value = jnp.array([0.0, 3.0])
+    np.testing.assert_array_equal(jax.vmap(jax.grad(switch))(x), 3.0 * sigmoid)
+    switch.weights.value = jnp.array([0.5, 2.0])
+    np.testing.assert_allclose(jax.vmap(jax.grad(switch))(x), 0.5 * relu + 2.0 * sigmoid, rtol=1e-6)
+    # weights that differ per lane of a vmap: each lane gets its own surrogate
+    per_lane = jax.vmap(lambda w: jax.grad(lambda v: switch._spike(v, w).sum())(x))(jnp.eye(2))
+    np.testing.assert_array_equal(per_lane, np.stack([relu, sigmoid]))
     spikes, labels = helpers.poisson_dataset(n_steps=30, batch_size=16, seed=3)
     switch.select(1)
     brainstate.random.seed(0)
