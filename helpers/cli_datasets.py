@@ -3,7 +3,7 @@ the options it fixes, its splits, its spike code and the notebook's baselines. T
 (checks, training, Ctrl-C, the run folder) is :mod:`helpers.cli`, the same for every dataset.
 
 The network, encoding and settings default to those of notebooks 9 (digits: 64 latency-coded pixels
-over 20 steps, 256 hidden LIF neurons, 20 epochs of minibatches of 32, ``lr=1e-2``) and 10 (MNIST-1D:
+over 20 steps, 128 hidden LIF neurons, 12 epochs of minibatches of 32, ``lr=1e-2``) and 10 (MNIST-1D:
 32 level-crossing channels over 40 steps, 64 hidden neurons, 12 epochs of minibatches of 128,
 ``lr=2e-2``), on the notebooks' fixed split (its seed is 0, whatever ``--seed``; ``--seed`` draws the
 weights and the shuffle). The progress bar shows the validation accuracy after every epoch; the
@@ -28,7 +28,7 @@ from helpers.checkpoint import CheckpointError, read_checkpoint
 
 #: the notebooks' settings for each real dataset; ``None`` marks a random-only option it refuses
 DEFAULTS = {
-    "digits": {"hidden": 256, "batch": 32, "epochs": 20, "lr": 1e-2, "steps": 20},
+    "digits": {"hidden": 128, "batch": 32, "epochs": 12, "lr": 1e-2, "steps": 20},
     "mnist1d": {"hidden": 64, "batch": 128, "epochs": 12, "lr": 2e-2},
 }
 #: options of the random dataset that a real dataset fixes: refused when given

@@ -75,6 +75,19 @@ class EpochPlan:
         return indices.reshape(self.n_batches, self.batch_size), mask.reshape(self.n_batches, self.batch_size)
 
 
+def _pad_examples(data, labels, size: int):
+    """``(data, labels)`` with zeros appended along the example axis up to ``size`` examples (axis 1 of
+    spikes ``[T, N, F]``, axis 0 of values ``[N, F]`` and of labels ``[N]``), on the device."""
+    missing = size - labels.shape[0]
+    if missing <= 0:
+        return data, labels
+    data, labels = np.asarray(data), np.asarray(labels)
+    axis = 1 if data.ndim == 3 else 0
+    widths = [(0, 0)] * data.ndim
+    widths[axis] = (0, missing)
+    return jnp.asarray(np.pad(data, widths)), jnp.asarray(np.pad(labels, (0, missing)))
+
+
 class MinibatchTrainer(TrainingCore):
     """Trains an :class:`~helpers.SNN` on minibatches of a dataset with BPTT and an optimiser (default
     Adam with ``lr``; any ``braintools.optim`` optimiser as ``optimizer``).
@@ -282,8 +295,10 @@ class MinibatchTrainer(TrainingCore):
         spikes, labels = self._device_split(split, "split")
         n = labels.shape[0]
         indices, mask = EpochPlan(n, batch_size, shuffle=False).epoch(0)
+        # the split is padded to whole batches (the padding is never indexed): splits of different
+        # sizes but as many batches, such as a validation and a test split, share one compiled program
         loss_sums, predictions, counts = self._evaluate(
-            spikes, labels, jnp.asarray(indices), jnp.asarray(mask)
+            *_pad_examples(spikes, labels, indices.size), jnp.asarray(indices), jnp.asarray(mask)
         )
         predictions = np.asarray(predictions).reshape(-1)[:n]
         counts = np.asarray(counts).reshape(-1, counts.shape[-1])[:n]

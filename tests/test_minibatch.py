@@ -132,6 +132,17 @@ def test_evaluation_in_batches_matches_one_batch(digits_latency):
     )
 
 
+def test_splits_with_as_many_batches_share_one_evaluation_program(digits_latency):
+    _, (spikes, labels) = digits_latency
+    trainer = small_trainer()
+    full = trainer.evaluate((spikes, labels), batch_size=64)
+    with helpers.count_compilations() as compiled:  # fewer examples, the same number of batches
+        part = trainer.evaluate((spikes[:, :-10], labels[:-10]), batch_size=64)
+    assert compiled.jitted == 0 and part["predictions"].shape == (len(labels) - 10,)
+    np.testing.assert_array_equal(part["predictions"], full["predictions"][:-10])
+    assert part["accuracy"] == pytest.approx(np.mean(full["predictions"][:-10] == labels[:-10]))
+
+
 @pytest.mark.slow
 def test_an_encoder_draws_fresh_spikes_inside_the_compiled_epoch():
     splits = D.load_digits()
