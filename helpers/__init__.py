@@ -3,7 +3,12 @@
 >>> from helpers import SNN, poisson_dataset, fit
 """
 
-from helpers.versions import check_stack as _check_stack
+from helpers import process_group as _process_group
+
+if _process_group.wanted():  # one of many processes: join them before the stack starts JAX's backend
+    _process_group.initialize()
+
+from helpers.versions import check_stack as _check_stack  # noqa: E402
 
 _check_stack()  # a clear error, before anything else, when the installed stack lacks what we use
 

@@ -225,7 +225,22 @@ class MinibatchTrainer:
             self.net.check_input(data)
             n = data.shape[1]
         check_labels(labels, n, self.net.n_outputs)
+        return self._place_split(data, labels)
+
+    # -- hooks (helpers.distributed.DataParallelTrainer replaces them) -----------------------------
+    def _place_split(self, data, labels):
+        """Where a checked split lives during training: here, on the device, whole."""
         return jnp.asarray(data), jnp.asarray(labels, dtype=jnp.int32)
+
+    def _run_epoch(self, spikes, labels, indices, mask) -> np.ndarray:
+        """One epoch's minibatches (``indices``, ``mask`` ``[n_batches, batch_size]``): training losses
+        ``[n_batches]``."""
+        return np.asarray(self._epoch(spikes, labels, jnp.asarray(indices), jnp.asarray(mask)))
+
+    def _run_evaluation(self, spikes, labels, indices, mask):
+        """Per batch: loss sums ``[n_batches]``, predictions ``[n_batches, B]``, hidden spike counts
+        ``[n_batches, B, H]``."""
+        return self._evaluate(spikes, labels, jnp.asarray(indices), jnp.asarray(mask))
 
     def _check_batch_size(self, batch_size) -> int:
         batch_size = check_positive_int("batch_size", batch_size)
@@ -278,6 +293,7 @@ class MinibatchTrainer:
         validation=None,
         eval_batch_size: int = 256,
         on_epoch: Callable[[dict], None] | None = None,
+        start_epoch: int = 0,
     ) -> dict:
         """Train for ``epochs`` passes over ``train = (spikes [T, N, n_inputs], labels int [N])`` (or
         values ``[N, n_inputs]`` with an encoder) in shuffled minibatches of ``batch_size`` (the
@@ -289,8 +305,14 @@ class MinibatchTrainer:
         each epoch. ``on_epoch``, if given, is called after every epoch with that epoch's row of the
         history (a dict of numbers), for example to drive a progress bar or keep the best weights.
         Raises :class:`FloatingPointError` if the loss becomes NaN or infinite.
+
+        ``start_epoch`` (default 0) continues a run after that many epochs (its weights and optimiser
+        state put back): ``epochs`` counts them too, and the history holds the epochs run now.
         """
         epochs = check_positive_int("epochs", epochs)
+        start_epoch = check_non_negative_int("start_epoch", start_epoch)
+        if start_epoch >= epochs:
+            raise ValueError(f"start_epoch={start_epoch} must be below epochs={epochs}")
         batch_size = self._check_batch_size(batch_size)
         spikes, labels = self._device_split(train, "train")
         plan = EpochPlan(labels.shape[0], batch_size, seed=seed)
@@ -298,9 +320,9 @@ class MinibatchTrainer:
         if validation is not None:
             val = self._device_split(validation, "validation")
             history |= {"val_loss": [], "val_accuracy": []}
-        for epoch in range(epochs):
+        for epoch in range(start_epoch, epochs):
             indices, mask = plan.epoch(epoch)
-            losses = np.asarray(self._epoch(spikes, labels, jnp.asarray(indices), jnp.asarray(mask)))
+            losses = self._run_epoch(spikes, labels, indices, mask)
             real = mask.sum(axis=1)
             loss = float(np.sum(losses * real) / real.sum())
             if not np.isfinite(loss):
@@ -328,9 +350,7 @@ class MinibatchTrainer:
         spikes, labels = self._device_split(split, "split")
         n = labels.shape[0]
         indices, mask = EpochPlan(n, batch_size, shuffle=False).epoch(0)
-        loss_sums, predictions, counts = self._evaluate(
-            spikes, labels, jnp.asarray(indices), jnp.asarray(mask)
-        )
+        loss_sums, predictions, counts = self._run_evaluation(spikes, labels, indices, mask)
         predictions = np.asarray(predictions).reshape(-1)[:n]
         counts = np.asarray(counts).reshape(-1, counts.shape[-1])[:n]
         return {
