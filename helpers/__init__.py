@@ -15,6 +15,8 @@ _check_stack()  # a clear error, before anything else, when the installed stack 
 from helpers import (
     activity,  # what spikes cost: helpers.activity.synaptic_operations, ...
     datasets,  # real data and its spike codes: helpers.datasets.load_digits, ...
+    distributed,  # many processes: helpers.distributed.DataParallelTrainer, launch (notebook 13)
+    shd,  # SHD and SSC from local files: helpers.shd.load (notebook 13)
 )
 from helpers.checkpoint import CheckpointError, load_checkpoint, read_checkpoint, save_checkpoint
 from helpers.data import (
@@ -86,6 +88,8 @@ __all__ = [
     "check_answer",
     "datasets",
     "activity",
+    "distributed",
+    "shd",
     "EpochPlan",
     "MinibatchTrainer",
     "masked_cross_entropy",

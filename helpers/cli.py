@@ -40,7 +40,7 @@ from helpers import cli_datasets
 from helpers.readout import READOUTS
 from helpers.validation import check_positive_int, check_positive_number, check_seed
 
-DATASETS = ("random", "digits", "mnist1d")
+DATASETS = ("random", "digits", "mnist1d", "shd", "ssc")
 #: what ``--resume`` takes from the checkpoint's ``extra`` record, besides the architecture and readout
 RUN_SETTINGS = ("dataset", "steps", "batch", "rate", "seed", "lr")
 #: the files a run writes to ``--out``
@@ -117,7 +117,13 @@ def build_parser(*, record_only_given: bool = False) -> argparse.ArgumentParser:
         "--dataset",
         choices=DATASETS,
         default=default("random"),
-        help="synthetic spikes, or real data (notebooks 9 and 10)",
+        help="synthetic spikes, or real data (notebooks 9, 10; shd, ssc: local files, notebook 13)",
+    )
+    data.add_argument(
+        "--data-dir",
+        type=_folder,
+        default=default(None),
+        help="the folder with the SHD or SSC files (shd_train.h5, ...; shd, ssc only; never downloaded)",
     )
     data.add_argument(
         "--steps",
@@ -154,6 +160,12 @@ def build_parser(*, record_only_given: bool = False) -> argparse.ArgumentParser:
         "--resume", type=Path, metavar="CHECKPOINT", help="continue from a checkpoint (random only)"
     )
     run.add_argument("--no-progress", action="store_true", default=default(False), help="no progress bar")
+    run.add_argument(
+        "--processes",
+        type=_positive_int,
+        default=default(1),
+        help="data-parallel processes on this machine, coordinated on 127.0.0.1 (real datasets only)",
+    )
     train.set_defaults(command_parser=train)
     return parser
 
@@ -490,7 +502,7 @@ def _outputs(args: argparse.Namespace, trainer, losses: list, accuracy: float, r
     settings = {
         k: (str(v) if isinstance(v, Path) else v)
         for k, v in vars(args).items()
-        if k not in ("command", "command_parser")
+        if k not in ("command", "command_parser", "argv")
     }
     extra = {k: settings[k] for k in RUN_SETTINGS}
 
@@ -539,6 +551,7 @@ def train(args: argparse.Namespace, parser: argparse.ArgumentParser, given: dict
     """
     if cli_datasets.dataset_of(args) != "random":  # digits, mnist1d: minibatch training on real data
         return cli_datasets.train(args, parser, given or {})
+    cli_datasets.refuse_real_data_options(args, parser)  # --processes, --data-dir
     resume = _resume_settings(args, parser, given or {})
     out = _check_resources(args, parser)
     trainer, spikes, labels = _build(args, parser)
@@ -591,6 +604,7 @@ def main(argv: list[str] | None = None) -> int:
     """
     parser = build_parser()
     args = parser.parse_args(argv)
+    args.argv = list(sys.argv[1:] if argv is None else argv)  # for the processes --processes starts
     try:
         if args.command == "train":
             return train(args, args.command_parser, _given_options(argv))

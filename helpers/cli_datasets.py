@@ -30,18 +30,31 @@ import helpers
 DEFAULTS = {
     "digits": {"hidden": 256, "batch": 32, "epochs": 20, "lr": 1e-2, "steps": 20},
     "mnist1d": {"hidden": 64, "batch": 128, "epochs": 12, "lr": 2e-2},
+    "shd": {"hidden": 128, "batch": 64, "epochs": 20, "lr": 2e-3, "steps": 100},
+    "ssc": {"hidden": 128, "batch": 64, "epochs": 20, "lr": 2e-3, "steps": 100},
 }
 #: options of the random dataset that a real dataset fixes: refused when given
 FIXED = {
     "digits": ("inputs", "outputs", "rate"),
     "mnist1d": ("inputs", "outputs", "rate", "steps"),
+    "shd": ("inputs", "outputs", "rate"),
+    "ssc": ("inputs", "outputs", "rate"),
 }
+#: SHD and SSC (helpers.shd): the width of a time bin, which is also the simulation's step (ms)
+SHD_BIN_MS = 10.0
 #: MNIST-1D's level crossings (notebook 10): 16 levels, two channels each
 MNIST1D_LEVELS = np.linspace(-2, 2, 16)
 #: scikit-learn's iteration budgets of the baselines (the notebooks'; tests lower them)
 MLP_MAX_ITER = {"digits": 1000, "mnist1d": 200}
 LOGISTIC_MAX_ITER = 2000
 EVAL_BATCH = 256
+
+
+def eval_batch_size() -> int:
+    """``EVAL_BATCH`` rounded up to a multiple of the devices that every batch is split over."""
+    import jax
+
+    return -(-EVAL_BATCH // jax.device_count()) * jax.device_count()
 
 
 def dataset_of(args: argparse.Namespace) -> str:
@@ -76,10 +89,37 @@ def _settle_options(args: argparse.Namespace, parser: argparse.ArgumentParser, g
     if args.dataset == "mnist1d":
         args.steps = 40
     args.rate = None
+    _settle_shd_options(args, parser)
 
 
-def load_splits(dataset: str):
-    """The notebook's splits of ``dataset`` as values: :class:`helpers.datasets.Splits`."""
+def _settle_shd_options(args: argparse.Namespace, parser: argparse.ArgumentParser) -> None:
+    """--data-dir only for (and required by) shd and ssc, checked before anything starts."""
+    if args.dataset not in helpers.shd.FILES:
+        if args.data_dir is not None:
+            parser.error(f"--data-dir: only for --dataset shd or ssc, not {args.dataset}")
+        return
+    if args.data_dir is None:
+        parser.error(f"--dataset {args.dataset} needs --data-dir DIR. {helpers.shd.where_from(args.dataset)}")
+    try:
+        helpers.shd.check_folder(args.data_dir, args.dataset)
+    except helpers.shd.SHDFormatError as error:
+        parser.error(f"--data-dir: {error}")
+    args.inputs, args.outputs = helpers.shd.N_CHANNELS, helpers.shd.N_CLASSES[args.dataset]
+
+
+def refuse_real_data_options(args: argparse.Namespace, parser: argparse.ArgumentParser) -> None:
+    """--processes and --data-dir are for the real datasets' minibatch training only."""
+    if args.processes != 1:
+        parser.error("--processes: only for the real datasets (digits, mnist1d, shd, ssc)")
+    if args.data_dir is not None:
+        parser.error("--data-dir: only for --dataset shd or ssc")
+
+
+def load_splits(dataset: str, args: argparse.Namespace | None = None):
+    """The notebook's splits of ``dataset`` as values (shd, ssc: already spikes, binned to
+    ``SHD_BIN_MS`` over ``args.steps`` bins): :class:`helpers.datasets.Splits`."""
+    if dataset in helpers.shd.FILES:
+        return helpers.shd.load(args.data_dir, dataset, dt_ms=SHD_BIN_MS, steps=args.steps)
     if dataset == "digits":
         return helpers.datasets.load_digits()
     return helpers.datasets.load_mnist1d()
@@ -87,6 +127,8 @@ def load_splits(dataset: str):
 
 def encode(dataset: str, splits, steps: int):
     """The notebook's spike code of all three parts: :class:`~helpers.datasets.Splits` of spikes."""
+    if dataset in helpers.shd.FILES:  # spikes already
+        return splits
     if dataset == "digits":
         return helpers.datasets.encode_splits(splits, lambda x: helpers.datasets.latency_code(x, steps))
     return helpers.datasets.encode_splits(
@@ -105,7 +147,16 @@ def baselines(dataset: str, splits, encoded) -> dict[str, float]:
     mlp_iter = MLP_MAX_ITER[dataset]
     with threadpool_limits(1), warnings.catch_warnings():
         warnings.simplefilter("ignore", ConvergenceWarning)
-        if dataset == "digits":
+        if dataset in helpers.shd.FILES:  # spike counts per channel of the binned recordings
+            counts_train, counts_test = (helpers.datasets.spike_counts(encoded[i][0]) for i in (0, 2))
+            models = {
+                "logistic_regression_counts": (
+                    LogisticRegression(max_iter=LOGISTIC_MAX_ITER),
+                    counts_train,
+                    counts_test,
+                )
+            }
+        elif dataset == "digits":
             counts_train, counts_test = (helpers.datasets.spike_counts(encoded[i][0]) for i in (0, 2))
             models = {
                 "logistic_regression_pixels": (
@@ -153,7 +204,11 @@ def _train(trainer, train, val, args) -> tuple[dict, dict, object]:
     best = {"epoch": 0, "val_accuracy": -1.0}
     best_state = None
     with tqdm(
-        total=args.epochs, desc="training", unit="epoch", disable=args.no_progress, file=sys.stderr
+        total=args.epochs,
+        desc="training",
+        unit="epoch",
+        disable=args.no_progress or not helpers.distributed.is_main_process(),
+        file=sys.stderr,
     ) as progress:
 
         def on_epoch(row: dict) -> None:
@@ -176,7 +231,7 @@ def _train(trainer, train, val, args) -> tuple[dict, dict, object]:
             )
 
         history = trainer.fit(
-            train, args.epochs, args.batch, seed=args.seed, validation=val, eval_batch_size=EVAL_BATCH,
+            train, args.epochs, args.batch, seed=args.seed, validation=val, eval_batch_size=eval_batch_size(),
             on_epoch=on_epoch,
         )  # fmt: skip
     return history, best, best_state
@@ -233,29 +288,38 @@ def train(args: argparse.Namespace, parser: argparse.ArgumentParser, given: dict
     _settle_options(args, parser, given)
     if args.out.exists() and not args.out.is_dir():
         parser.error(f"--out {args.out}: exists and is not a folder")
+    if args.batch % args.processes:
+        parser.error(f"--batch {args.batch}: must be a multiple of --processes {args.processes}")
+    if args.processes > 1 and not helpers.distributed.launched():  # start the processes, which train
+        return helpers.distributed.launch([sys.executable, "-m", "helpers", *args.argv], args.processes)
     import brainstate
     import brainunit as u
 
-    brainstate.environ.set(dt=1.0 * u.ms)
-    splits = load_splits(args.dataset)
+    brainstate.environ.set(dt=(SHD_BIN_MS if args.dataset in helpers.shd.FILES else 1.0) * u.ms)
+    splits = load_splits(args.dataset, args)
     encoded = encode(args.dataset, splits, args.steps)
     train_split, val_split, test_split = encoded
     brainstate.random.seed(args.seed)
     net = helpers.SNN(args.inputs, args.hidden, args.outputs)
-    trainer = helpers.MinibatchTrainer(net, lr=args.lr, readout_method=args.readout)
+    # one process, many local devices or many processes (helpers.distributed): one code path
+    trainer = helpers.distributed.DataParallelTrainer(net, lr=args.lr, readout_method=args.readout)
+    main_process = helpers.distributed.is_main_process()  # the one that prints and writes
     try:
         history, best, (weights, opt_state) = _train(trainer, train_split, val_split, args)
     except FloatingPointError as error:
-        print(f"error: {error}; nothing was written", file=sys.stderr)
+        if main_process:
+            print(f"error: {error}; nothing was written", file=sys.stderr)
         return 1
     trainer.load_weights(weights)
-    test = trainer.evaluate(test_split, EVAL_BATCH)  # once, with the best-on-validation weights
+    test = trainer.evaluate(test_split, eval_batch_size())  # once, with the best-on-validation weights
+    if not main_process:  # every process trained and scored (collectives); only process 0 reports
+        return 0
     scores = baselines(args.dataset, splits, encoded)
 
     settings = {
         k: (str(v) if isinstance(v, Path) else v)
         for k, v in vars(args).items()
-        if k not in ("command", "command_parser", "rate", "resume")
+        if k not in ("command", "command_parser", "rate", "resume", "argv")
     }
     summary = {
         "settings": settings,
