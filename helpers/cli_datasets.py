@@ -115,14 +115,16 @@ def refuse_real_data_options(args: argparse.Namespace, parser: argparse.Argument
         parser.error("--data-dir: only for --dataset shd or ssc")
 
 
-def load_splits(dataset: str, args: argparse.Namespace | None = None):
-    """The notebook's splits of ``dataset`` as values (shd, ssc: already spikes, binned to
-    ``SHD_BIN_MS`` over ``args.steps`` bins): :class:`helpers.datasets.Splits`."""
-    if dataset in helpers.shd.FILES:
-        return helpers.shd.load(args.data_dir, dataset, dt_ms=SHD_BIN_MS, steps=args.steps)
+def load_splits(dataset: str):
+    """The notebook's splits of ``dataset`` as values: :class:`helpers.datasets.Splits`."""
     if dataset == "digits":
         return helpers.datasets.load_digits()
     return helpers.datasets.load_mnist1d()
+
+
+def load_shd(args: argparse.Namespace):
+    """SHD or SSC from ``--data-dir``, ``--steps`` bins of ``SHD_BIN_MS``: :func:`helpers.shd.load`."""
+    return helpers.shd.load(args.data_dir, args.dataset, dt_ms=SHD_BIN_MS, steps=args.steps)
 
 
 def encode(dataset: str, splits, steps: int):
@@ -144,7 +146,7 @@ def baselines(dataset: str, splits, encoded) -> dict[str, float]:
     from threadpoolctl import threadpool_limits
 
     (x_train, y_train), _, (x_test, y_test) = splits
-    mlp_iter = MLP_MAX_ITER[dataset]
+    mlp_iter = MLP_MAX_ITER.get(dataset)  # (no MLP baseline for shd, ssc)
     with threadpool_limits(1), warnings.catch_warnings():
         warnings.simplefilter("ignore", ConvergenceWarning)
         if dataset in helpers.shd.FILES:  # spike counts per channel of the binned recordings
@@ -296,7 +298,7 @@ def train(args: argparse.Namespace, parser: argparse.ArgumentParser, given: dict
     import brainunit as u
 
     brainstate.environ.set(dt=(SHD_BIN_MS if args.dataset in helpers.shd.FILES else 1.0) * u.ms)
-    splits = load_splits(args.dataset, args)
+    splits = load_shd(args) if args.dataset in helpers.shd.FILES else load_splits(args.dataset)
     encoded = encode(args.dataset, splits, args.steps)
     train_split, val_split, test_split = encoded
     brainstate.random.seed(args.seed)
