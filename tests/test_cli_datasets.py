@@ -154,4 +154,4 @@ def test_help_names_the_datasets(capsys):
     with pytest.raises(SystemExit):
         cli_main(["train", "--help"])
     text = " ".join(capsys.readouterr().out.split())
-    assert "{random,digits,mnist1d}" in text and "does not support --resume" in text
+    assert "{random,digits,mnist1d,shd,ssc}" in text and "does not support --resume" in text
