@@ -1,4 +1,6 @@
-"""``python -m helpers train --dataset digits|mnist1d``: minibatch training on real data.
+"""What ``python -m helpers train --dataset digits|mnist1d`` needs of each real dataset: its defaults,
+the options it fixes, its splits, its spike code and the notebook's baselines. The command line itself
+(checks, training, Ctrl-C, the run folder) is :mod:`helpers.cli`, the same for every dataset.
 
 The network, encoding and settings default to those of notebooks 9 (digits: 64 latency-coded pixels
 over 20 steps, 256 hidden LIF neurons, 20 epochs of minibatches of 32, ``lr=1e-2``) and 10 (MNIST-1D:
@@ -8,53 +10,39 @@ weights and the shuffle). The progress bar shows the validation accuracy after e
 weights of the best epoch on validation are kept, written as the checkpoint, and scored once on the
 test split. The baselines of the notebook (scikit-learn, on the identical split) are scored beside it.
 
-Writes to ``--out``: ``checkpoint.msgpack`` (the best-on-validation weights), ``history.csv`` (epoch,
-training loss, validation loss and accuracy), ``history.png`` and ``run.json``.
+The run folder (:mod:`helpers.runfolder`) holds ``checkpoint.msgpack`` (the best-on-validation
+weights), ``history.csv`` (epoch, training loss, validation loss and accuracy), ``history.png`` and
+``run.json``.
 """
 
 from __future__ import annotations
 
 import argparse
-import csv
-import io
-import json
-import sys
 import warnings
-from pathlib import Path
 
 import numpy as np
 
-import helpers
+from helpers import realdata
+from helpers.checkpoint import CheckpointError, read_checkpoint
 
 #: the notebooks' settings for each real dataset; ``None`` marks a random-only option it refuses
 DEFAULTS = {
     "digits": {"hidden": 256, "batch": 32, "epochs": 20, "lr": 1e-2, "steps": 20},
     "mnist1d": {"hidden": 64, "batch": 128, "epochs": 12, "lr": 2e-2},
-    "shd": {"hidden": 128, "batch": 64, "epochs": 20, "lr": 2e-3, "steps": 100},
-    "ssc": {"hidden": 128, "batch": 64, "epochs": 20, "lr": 2e-3, "steps": 100},
 }
 #: options of the random dataset that a real dataset fixes: refused when given
 FIXED = {
     "digits": ("inputs", "outputs", "rate"),
     "mnist1d": ("inputs", "outputs", "rate", "steps"),
-    "shd": ("inputs", "outputs", "rate"),
-    "ssc": ("inputs", "outputs", "rate"),
 }
-#: SHD and SSC (helpers.shd): the width of a time bin, which is also the simulation's step (ms)
-SHD_BIN_MS = 10.0
 #: MNIST-1D's level crossings (notebook 10): 16 levels, two channels each
 MNIST1D_LEVELS = np.linspace(-2, 2, 16)
 #: scikit-learn's iteration budgets of the baselines (the notebooks'; tests lower them)
 MLP_MAX_ITER = {"digits": 1000, "mnist1d": 200}
 LOGISTIC_MAX_ITER = 2000
 EVAL_BATCH = 256
-
-
-def eval_batch_size() -> int:
-    """``EVAL_BATCH`` rounded up to a multiple of the devices that every batch is split over."""
-    import jax
-
-    return -(-EVAL_BATCH // jax.device_count()) * jax.device_count()
+#: examples in each dataset (all three parts), for the memory estimate before anything is loaded
+N_EXAMPLES = {"digits": 1797, "mnist1d": 5000}
 
 
 def dataset_of(args: argparse.Namespace) -> str:
@@ -62,15 +50,15 @@ def dataset_of(args: argparse.Namespace) -> str:
     given to ``--resume`` (so that resuming one is refused clearly, not attempted as random data)."""
     if args.dataset == "random" and args.resume is not None:
         try:
-            extra = helpers.read_checkpoint(args.resume).get("extra", {})
-        except (FileNotFoundError, helpers.CheckpointError):
+            extra = read_checkpoint(args.resume).get("extra", {})
+        except (FileNotFoundError, CheckpointError):
             return "random"  # the random path reports it
         if extra.get("dataset") in DEFAULTS:
             return extra["dataset"]
     return args.dataset
 
 
-def _settle_options(args: argparse.Namespace, parser: argparse.ArgumentParser, given: dict) -> None:
+def settle_options(args: argparse.Namespace, parser: argparse.ArgumentParser, given: dict) -> None:
     """Refuse the options the dataset fixes; fill in the notebook's settings where none was given."""
     if args.resume is not None:
         if args.dataset == "random":  # a real-data checkpoint (see dataset_of)
@@ -89,53 +77,20 @@ def _settle_options(args: argparse.Namespace, parser: argparse.ArgumentParser, g
     if args.dataset == "mnist1d":
         args.steps = 40
     args.rate = None
-    _settle_shd_options(args, parser)
-
-
-def _settle_shd_options(args: argparse.Namespace, parser: argparse.ArgumentParser) -> None:
-    """--data-dir only for (and required by) shd and ssc, checked before anything starts."""
-    if args.dataset not in helpers.shd.FILES:
-        if args.data_dir is not None:
-            parser.error(f"--data-dir: only for --dataset shd or ssc, not {args.dataset}")
-        return
-    if args.data_dir is None:
-        parser.error(f"--dataset {args.dataset} needs --data-dir DIR. {helpers.shd.where_from(args.dataset)}")
-    try:
-        helpers.shd.check_folder(args.data_dir, args.dataset)
-    except helpers.shd.SHDFormatError as error:
-        parser.error(f"--data-dir: {error}")
-    args.inputs, args.outputs = helpers.shd.N_CHANNELS, helpers.shd.N_CLASSES[args.dataset]
-
-
-def refuse_real_data_options(args: argparse.Namespace, parser: argparse.ArgumentParser) -> None:
-    """--processes and --data-dir are for the real datasets' minibatch training only."""
-    if args.processes != 1:
-        parser.error("--processes: only for the real datasets (digits, mnist1d, shd, ssc)")
-    if args.data_dir is not None:
-        parser.error("--data-dir: only for --dataset shd or ssc")
 
 
 def load_splits(dataset: str):
-    """The notebook's splits of ``dataset`` as values: :class:`helpers.datasets.Splits`."""
+    """The notebook's splits of ``dataset`` as values: :class:`helpers.realdata.Splits`."""
     if dataset == "digits":
-        return helpers.datasets.load_digits()
-    return helpers.datasets.load_mnist1d()
-
-
-def load_shd(args: argparse.Namespace):
-    """SHD or SSC from ``--data-dir``, ``--steps`` bins of ``SHD_BIN_MS``: :func:`helpers.shd.load`."""
-    return helpers.shd.load(args.data_dir, args.dataset, dt_ms=SHD_BIN_MS, steps=args.steps)
+        return realdata.load_digits()
+    return realdata.load_mnist1d()
 
 
 def encode(dataset: str, splits, steps: int):
-    """The notebook's spike code of all three parts: :class:`~helpers.datasets.Splits` of spikes."""
-    if dataset in helpers.shd.FILES:  # spikes already
-        return splits
+    """The notebook's spike code of all three parts: :class:`~helpers.realdata.Splits` of spikes."""
     if dataset == "digits":
-        return helpers.datasets.encode_splits(splits, lambda x: helpers.datasets.latency_code(x, steps))
-    return helpers.datasets.encode_splits(
-        splits, lambda x: helpers.datasets.level_crossings(x, MNIST1D_LEVELS)
-    )
+        return realdata.encode_splits(splits, lambda x: realdata.latency_code(x, steps))
+    return realdata.encode_splits(splits, lambda x: realdata.level_crossings(x, MNIST1D_LEVELS))
 
 
 def baselines(dataset: str, splits, encoded) -> dict[str, float]:
@@ -146,20 +101,11 @@ def baselines(dataset: str, splits, encoded) -> dict[str, float]:
     from threadpoolctl import threadpool_limits
 
     (x_train, y_train), _, (x_test, y_test) = splits
-    mlp_iter = MLP_MAX_ITER.get(dataset)  # (no MLP baseline for shd, ssc)
+    mlp_iter = MLP_MAX_ITER[dataset]
     with threadpool_limits(1), warnings.catch_warnings():
         warnings.simplefilter("ignore", ConvergenceWarning)
-        if dataset in helpers.shd.FILES:  # spike counts per channel of the binned recordings
-            counts_train, counts_test = (helpers.datasets.spike_counts(encoded[i][0]) for i in (0, 2))
-            models = {
-                "logistic_regression_counts": (
-                    LogisticRegression(max_iter=LOGISTIC_MAX_ITER),
-                    counts_train,
-                    counts_test,
-                )
-            }
-        elif dataset == "digits":
-            counts_train, counts_test = (helpers.datasets.spike_counts(encoded[i][0]) for i in (0, 2))
+        if dataset == "digits":
+            counts_train, counts_test = (realdata.spike_counts(encoded[i][0]) for i in (0, 2))
             models = {
                 "logistic_regression_pixels": (
                     LogisticRegression(max_iter=LOGISTIC_MAX_ITER),
@@ -193,161 +139,3 @@ def baselines(dataset: str, splits, encoded) -> dict[str, float]:
         return {
             name: float(model.fit(xa, y_train).score(xb, y_test)) for name, (model, xa, xb) in models.items()
         }
-
-
-def _train(trainer, train, val, args) -> tuple[dict, dict, object]:
-    """:meth:`helpers.MinibatchTrainer.fit` with a progress bar that shows each epoch's validation
-    accuracy, keeping the weights and optimiser state of the best epoch on validation.
-
-    Returns the history (arrays ``[epochs]``), the best epoch's record and its weights and optimiser
-    state. Raises :class:`FloatingPointError` if the loss becomes NaN or infinite."""
-    from tqdm.auto import tqdm
-
-    best = {"epoch": 0, "val_accuracy": -1.0}
-    best_state = None
-    with tqdm(
-        total=args.epochs,
-        desc="training",
-        unit="epoch",
-        disable=args.no_progress or not helpers.distributed.is_main_process(),
-        file=sys.stderr,
-    ) as progress:
-
-        def on_epoch(row: dict) -> None:
-            nonlocal best, best_state
-            if row["val_accuracy"] > best["val_accuracy"]:  # the first of equally good epochs
-                best = {
-                    "epoch": row["epoch"],
-                    "val_accuracy": row["val_accuracy"],
-                    "val_loss": row["val_loss"],
-                }
-                best_state = (trainer.weights(), trainer.optimizer.opt_state.value)
-            progress.update(1)
-            progress.set_postfix(
-                {
-                    "loss": f"{row['train_loss']:.4f}",
-                    "val_acc": f"{row['val_accuracy']:.4f}",
-                    "best": f"{best['val_accuracy']:.4f}",
-                },
-                refresh=False,
-            )
-
-        history = trainer.fit(
-            train, args.epochs, args.batch, seed=args.seed, validation=val, eval_batch_size=eval_batch_size(),
-            on_epoch=on_epoch,
-        )  # fmt: skip
-    return history, best, best_state
-
-
-def _write(args, checkpoint_trainer, history: dict, best: dict, summary: dict) -> None:
-    """Write checkpoint.msgpack, history.csv, history.png and run.json to ``args.out`` as a whole
-    folder, with :func:`helpers.cli.publish` (the old run or the new one, never a mix)."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    from helpers.cli import publish
-
-    extra = {k: summary["settings"][k] for k in ("dataset", "steps", "batch", "seed", "lr")}
-    extra |= {"epochs": args.epochs, "best_epoch": best["epoch"]}
-
-    def checkpoint(path: Path) -> None:
-        losses = history["train_loss"][: best["epoch"]]
-        helpers.save_checkpoint(path, checkpoint_trainer, epoch=best["epoch"], losses=losses, extra=extra)
-
-    table = io.StringIO()
-    writer = csv.writer(table, lineterminator="\n")
-    writer.writerow(["epoch", "train_loss", "val_loss", "val_accuracy"])
-    for row in zip(*(history[k] for k in ("epoch", "train_loss", "val_loss", "val_accuracy")), strict=True):
-        writer.writerow([int(row[0]), *(f"{v:.8g}" for v in row[1:])])
-
-    fig, axes = plt.subplots(1, 2, figsize=(9, 3.2))
-    hist = dict(history)
-    hist["train_accuracy"] = np.full_like(history["val_accuracy"], np.nan)  # not measured per epoch
-    helpers.plot_history(hist, axes=axes)
-    axes[1].axvline(best["epoch"], color="0.5", ls=":", lw=1)
-    fig.suptitle(f"{args.dataset}: {args.hidden} hidden LIF neurons, lr {args.lr:g}, seed {args.seed}")
-    fig.tight_layout()
-    image = io.BytesIO()
-    fig.savefig(image, format="png", dpi=100)
-    plt.close(fig)
-
-    publish(
-        args.out,
-        {
-            "checkpoint.msgpack": checkpoint,
-            "history.csv": table.getvalue().encode(),
-            "history.png": image.getvalue(),
-            "run.json": (json.dumps(summary, indent=2) + "\n").encode(),
-        },
-    )
-
-
-def train(args: argparse.Namespace, parser: argparse.ArgumentParser, given: dict) -> int:
-    """``train --dataset digits|mnist1d``; ``given`` holds the options named on the command line (see
-    :func:`helpers.cli.main`). Returns 0, or 1 if training diverged (nothing written)."""
-    _settle_options(args, parser, given)
-    if args.out.exists() and not args.out.is_dir():
-        parser.error(f"--out {args.out}: exists and is not a folder")
-    if args.batch % args.processes:
-        parser.error(f"--batch {args.batch}: must be a multiple of --processes {args.processes}")
-    if args.processes > 1 and not helpers.distributed.launched():  # start the processes, which train
-        return helpers.distributed.launch([sys.executable, "-m", "helpers", *args.argv], args.processes)
-    import brainstate
-    import brainunit as u
-
-    brainstate.environ.set(dt=(SHD_BIN_MS if args.dataset in helpers.shd.FILES else 1.0) * u.ms)
-    splits = load_shd(args) if args.dataset in helpers.shd.FILES else load_splits(args.dataset)
-    encoded = encode(args.dataset, splits, args.steps)
-    train_split, val_split, test_split = encoded
-    brainstate.random.seed(args.seed)
-    net = helpers.SNN(args.inputs, args.hidden, args.outputs)
-    # one process, many local devices or many processes (helpers.distributed): one code path
-    trainer = helpers.distributed.DataParallelTrainer(net, lr=args.lr, readout_method=args.readout)
-    main_process = helpers.distributed.is_main_process()  # the one that prints and writes
-    try:
-        history, best, (weights, opt_state) = _train(trainer, train_split, val_split, args)
-    except FloatingPointError as error:
-        if main_process:
-            print(f"error: {error}; nothing was written", file=sys.stderr)
-        return 1
-    trainer.load_weights(weights)
-    test = trainer.evaluate(test_split, eval_batch_size())  # once, with the best-on-validation weights
-    if not main_process:  # every process trained and scored (collectives); only process 0 reports
-        return 0
-    scores = baselines(args.dataset, splits, encoded)
-
-    settings = {
-        k: (str(v) if isinstance(v, Path) else v)
-        for k, v in vars(args).items()
-        if k not in ("command", "command_parser", "rate", "resume", "argv")
-    }
-    summary = {
-        "settings": settings,
-        "dataset": args.dataset,
-        "split_sizes": splits.sizes(),
-        "epochs": args.epochs,
-        "best_epoch": best["epoch"],
-        "validation_accuracy": best["val_accuracy"],
-        "validation_loss": best["val_loss"],
-        "final_validation_accuracy": float(history["val_accuracy"][-1]),
-        "final_train_loss": float(history["train_loss"][-1]),
-        "test_accuracy": test["accuracy"],
-        "test_loss": test["loss"],
-        "baselines": scores,
-        "readout": args.readout,
-        "versions": helpers.stack_versions(),
-    }
-    # the checkpoint format stores a helpers.Trainer: one around the same network and optimiser
-    checkpoint_trainer = helpers.Trainer(net, optimizer=trainer.optimizer, readout_method=args.readout)
-    trainer.optimizer.opt_state.value = opt_state  # (registering the weights again may reset it)
-    _write(args, checkpoint_trainer, history, best, summary)
-    print(
-        f"best validation accuracy {best['val_accuracy']:.4f} (epoch {best['epoch']} of {args.epochs}); "
-        f"test accuracy {test['accuracy']:.4f} with its weights"
-    )
-    for name, acc in scores.items():
-        print(f"baseline {name}: test accuracy {acc:.4f}")
-    print(f"wrote history.csv, history.png, checkpoint.msgpack and run.json to {args.out}")
-    return 0

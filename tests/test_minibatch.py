@@ -9,8 +9,9 @@ import numpy as np
 import pytest
 
 import helpers
-from helpers import datasets as D
-from helpers.minibatch import EpochPlan, MinibatchTrainer, masked_cross_entropy
+from helpers import realdata as D
+from helpers.minibatch import EpochPlan, MinibatchTrainer
+from helpers.readout import cross_entropy
 
 
 def test_an_epoch_plan_visits_every_example_once_and_masks_the_padding():
@@ -52,7 +53,7 @@ def test_masked_cross_entropy_ignores_the_padding():
     labels = jnp.array([0, 1, 1])
     mask = jnp.array([True, True, False])
     real = braintools.metric.softmax_cross_entropy_with_integer_labels(logits[:2], labels[:2]).mean()
-    np.testing.assert_allclose(masked_cross_entropy(logits, labels, mask), real, rtol=1e-6)
+    np.testing.assert_allclose(cross_entropy(logits, labels, mask), real, rtol=1e-6)
 
 
 @pytest.fixture(scope="module")
@@ -185,7 +186,7 @@ def test_weights_can_be_kept_and_put_back(digits_latency):
 DATA_PARALLEL_SCRIPT = """
 import brainstate, brainunit as u, jax, numpy as np
 import helpers
-from helpers import datasets as D
+from helpers import realdata as D
 assert len(jax.devices()) == 2, jax.devices()
 brainstate.environ.set(dt=1.0 * u.ms)
 x, y = D.load_digits().train
