@@ -3,9 +3,9 @@
 >>> from helpers import SNN, poisson_dataset, fit
 
 Notebooks import only from this face (``helpers.X``, and the namespaces ``helpers.realdata``,
-``helpers.selection`` and ``helpers.activity``). As d2l tags each function with the section that
-introduces it, the table names the notebook where each name first appears (README: the CLI and
-checkpoints).
+``helpers.selection``, ``helpers.activity``, ``helpers.distributed`` and ``helpers.shd``). As d2l
+tags each function with the section that introduces it, the table names the notebook where each name
+first appears (README: the CLI and checkpoints).
 
 ========  ==================================================================================
 notebook  names
@@ -21,6 +21,7 @@ notebook  names
 08        SpikeEvents, spike_events, event_input
 09        realdata, selection, EpochPlan, MinibatchTrainer, masked_mean, confusion_matrix, plot_confusion
 11        activity
+13        distributed (DataParallelTrainer), shd (SHD-layout files: load, read, write_synthetic)
 README    save_checkpoint, load_checkpoint, read_checkpoint, CheckpointError, TrainingCore,
           TESTED_VERSIONS, stack_versions, check_stack, StackWarning
 ========  ==================================================================================
@@ -30,25 +31,40 @@ The modules form layers, each importing only from the layers below it (checked b
 
     __main__
     cli                                        the command line, one for every dataset
-    cli_datasets | runfolder                   real datasets' settings | the files a run writes
-    checkpoint | runs | page_recipe | exercises | selection
+    cli_datasets | runfolder | launcher        real datasets' settings | the files a run writes |
+                                               N local processes on 127.0.0.1 (--processes)
+    checkpoint | runs | page_recipe | exercises | selection | distributed
                                                network + optimiser on disk | many runs (vmap) | ...
+                                               | data parallel over processes (a MinibatchTrainer)
     minibatch                                  minibatch training (a TrainingCore)
-    training                                   the training core and the full-batch Trainer
+    training | shd                             the training core and the full-batch Trainer |
+                                               SHD-layout files (on realdata's Splits)
     model | activity | realdata | synthetic | plotting
     events | readout | diagnostics
-    validation | versions
+    validation | versions | process_group      ... | joining a group of processes (jax.distributed)
     arraytypes
+
+``process_group`` is imported first and joins a group of processes only when the environment asks
+for it (a process started by ``--processes``, or ``HELPERS_DISTRIBUTED=auto`` on a cluster): joining
+has to precede the stack's import, which starts JAX's backend. In any other process, importing
+``helpers`` starts, joins and binds nothing (see :mod:`helpers.process_group`).
 """
 
-from helpers.versions import check_stack as _check_stack
+from helpers import process_group as _process_group
+
+if _process_group.wanted():  # asked to join a group of processes: before the stack starts JAX's backend
+    _process_group.initialize()
+
+from helpers.versions import check_stack as _check_stack  # noqa: E402
 
 _check_stack()  # a clear error, before anything else, when the installed stack lacks what we use
 
 from helpers import (
     activity,  # what spikes cost: helpers.activity.synaptic_operations, ...
+    distributed,  # many processes: helpers.distributed.DataParallelTrainer (notebook 13)
     realdata,  # real data and its spike codes: helpers.realdata.load_digits, ...
     selection,  # choices on validation: helpers.selection.fit_best_epoch, tune_on_validation
+    shd,  # SHD and SSC from local files: helpers.shd.load (notebook 13)
 )
 from helpers.checkpoint import CheckpointError, load_checkpoint, read_checkpoint, save_checkpoint
 from helpers.diagnostics import CompilationLog, count_compilations
@@ -122,6 +138,8 @@ __all__ = [
     "realdata",
     "activity",
     "selection",
+    "distributed",
+    "shd",
     "EpochPlan",
     "MinibatchTrainer",
     "masked_mean",

@@ -1,16 +1,19 @@
 """Joining a group of processes (``jax.distributed``) before the stack touches a device.
 
-``helpers/__init__.py`` calls :func:`initialize` first thing when this process was started by
-:func:`helpers.distributed.launch` or by a cluster with ``HELPERS_DISTRIBUTED=auto``: the stack
+``helpers/__init__.py`` calls :func:`initialize` first thing, but only when this process was asked to
+join a group: started by :func:`helpers.launcher.launch` (``HELPERS_PROCESS_ID`` in its environment)
+or by a cluster's scheduler with ``HELPERS_DISTRIBUTED=auto``. It has to be there: the stack
 (brainpy, brainunit) creates arrays while it is imported, which starts JAX's backend, and
-``jax.distributed.initialize`` must come before that. This module imports nothing of the stack but
-JAX, and does nothing in a process that is not part of a group. :mod:`helpers.distributed` explains
-the rest (notebook 13).
+``jax.distributed.initialize`` must come before that; ``python -m helpers`` imports the package
+before it runs anything. Any other process (a notebook, a test, a script) is left alone: importing
+``helpers`` then starts, joins and binds nothing. This module imports nothing of the stack but JAX,
+and that only inside its functions. :mod:`helpers.distributed` explains the rest (notebook 13).
 """
 
 from __future__ import annotations
 
 import os
+import sys
 
 __all__ = ["PortInUseError", "initialize", "is_main_process", "launched", "wanted"]
 
@@ -18,6 +21,8 @@ __all__ = ["PortInUseError", "initialize", "is_main_process", "launched", "wante
 ENV_COORDINATOR = "HELPERS_COORDINATOR"
 ENV_PROCESSES = "HELPERS_NUM_PROCESSES"
 ENV_PROCESS_ID = "HELPERS_PROCESS_ID"
+#: the launcher's process id: a launched process ends itself when the launcher dies
+ENV_LAUNCHER = "HELPERS_LAUNCHER_PID"
 #: ``auto``: let ``jax.distributed`` detect a cluster's processes (SLURM, Open MPI, Kubernetes)
 ENV_AUTO = "HELPERS_DISTRIBUTED"
 #: the only address the local launcher binds or connects to
@@ -39,6 +44,22 @@ class PortInUseError(SystemExit):
 def launched() -> bool:
     """Whether this process was started by :func:`launch` (its rank is in the environment)."""
     return ENV_PROCESS_ID in os.environ
+
+
+def _die_with_launcher() -> None:
+    """End this process (SIGKILL) as soon as the launcher that started it dies, even by SIGKILL, so
+    that no launched process is left behind (Linux ``prctl(PR_SET_PDEATHSIG)``; elsewhere the
+    launcher's own clean-up is all there is)."""
+    launcher = os.environ.get(ENV_LAUNCHER)
+    if launcher is None or not sys.platform.startswith("linux"):
+        return
+    import ctypes
+    import signal
+
+    pr_set_pdeathsig = 1
+    ctypes.CDLL(None, use_errno=True).prctl(pr_set_pdeathsig, int(signal.SIGKILL), 0, 0, 0)
+    if os.getppid() != int(launcher):  # the launcher died before the line above
+        os._exit(1)
 
 
 def _use_loopback_collectives() -> None:
@@ -80,6 +101,7 @@ def initialize() -> bool:
         if host != LOOPBACK:
             raise ValueError(f"{ENV_COORDINATOR}={address}: the local launcher uses {LOOPBACK} only")
         process_id, processes = int(os.environ[ENV_PROCESS_ID]), int(os.environ[ENV_PROCESSES])
+        _die_with_launcher()
         jax.config.update("jax_cpu_collectives_implementation", "gloo")
         try:
             jax.distributed.initialize(

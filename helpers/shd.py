@@ -33,7 +33,7 @@ from pathlib import Path
 
 import numpy as np
 
-from helpers.datasets import Splits, stratified_split
+from helpers.realdata import Splits, stratified_split
 from helpers.validation import check_positive_int, check_seed
 
 __all__ = [
@@ -45,6 +45,7 @@ __all__ = [
     "bin_spikes",
     "check_file",
     "check_folder",
+    "count",
     "load",
     "read",
     "write_synthetic",
@@ -156,6 +157,19 @@ def check_folder(data_dir: str | Path, name: str = "shd") -> Path:
     return folder
 
 
+def count(data_dir: str | Path, name: str = "shd") -> int:
+    """Recordings in all of ``name``'s files in ``data_dir`` (their labels' length; nothing else is
+    read), after :func:`check_folder`."""
+    import h5py
+
+    folder = check_folder(data_dir, name)
+    total = 0
+    for file in FILES[name].values():
+        with h5py.File(folder / file, "r") as handle:
+            total += len(handle["labels"])
+    return total
+
+
 def _check_name(name: str) -> None:
     if name not in FILES:
         raise ValueError(f"name must be one of {sorted(FILES)}, got {name!r}")
@@ -193,7 +207,7 @@ def load(
     val_fraction: float = 0.1,
     seed: int = 0,
 ) -> Splits:
-    """SHD (or SSC) from the files in ``data_dir`` as :class:`helpers.datasets.Splits` of spikes
+    """SHD (or SSC) from the files in ``data_dir`` as :class:`helpers.realdata.Splits` of spikes
     ``(bool [steps, N, channels], labels int32 [N])`` binned by :func:`bin_spikes` (defaults: 10 ms
     bins over the first second, all 700 channels).
 
