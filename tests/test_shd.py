@@ -94,6 +94,7 @@ def test_cli_needs_the_files(tmp_path, capsys):
     assert not (tmp_path / "run").exists()
 
 
+@pytest.mark.slow
 def test_cli_trains_on_an_shd_layout_file(shd_dir, tmp_path, monkeypatch, capsys):
     monkeypatch.setattr(cli_datasets, "LOGISTIC_MAX_ITER", 50)
     monkeypatch.setattr(helpers.shd, "load", _with_quarter_validation(helpers.shd.load))
@@ -115,7 +116,7 @@ def test_cli_trains_on_an_shd_layout_file(shd_dir, tmp_path, monkeypatch, capsys
     assert run["dataset"] == "shd" and run["split_sizes"] == {"train": 60, "val": 20, "test": 40}
     assert run["settings"]["inputs"] == 700 and run["settings"]["outputs"] == 20
     assert set(run["baselines"]) == {"logistic_regression_counts"}
-    assert "wrote history.csv" in capsys.readouterr().out
+    assert "wrote checkpoint.msgpack" in capsys.readouterr().out
 
 
 def _with_quarter_validation(load):
