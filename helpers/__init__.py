@@ -3,9 +3,9 @@
 >>> from helpers import SNN, poisson_dataset, fit
 
 Notebooks import only from this face (``helpers.X``, and the namespaces ``helpers.realdata``,
-``helpers.selection``, ``helpers.activity``, ``helpers.distributed`` and ``helpers.shd``). As d2l
-tags each function with the section that introduces it, the table names the notebook where each name
-first appears (README: the CLI and checkpoints).
+``helpers.selection``, ``helpers.activity``, ``helpers.distributed``, ``helpers.launcher`` and
+``helpers.shd``). As d2l tags each function with the section that introduces it, the table names
+the notebook where each name first appears (README: the CLI and checkpoints).
 
 ========  ==================================================================================
 notebook  names
@@ -21,7 +21,8 @@ notebook  names
 08        SpikeEvents, spike_events, event_input
 09        realdata, selection, EpochPlan, MinibatchTrainer, masked_mean, confusion_matrix, plot_confusion
 11        activity
-13        distributed (DataParallelTrainer), shd (SHD-layout files: load, read, write_synthetic)
+13        distributed (DataParallelTrainer), launcher (launch), shd (SHD-layout files: load, read,
+          write_synthetic)
 README    save_checkpoint, load_checkpoint, read_checkpoint, CheckpointError, TrainingCore,
           TESTED_VERSIONS, stack_versions, check_stack, StackWarning
 ========  ==================================================================================
@@ -62,6 +63,7 @@ _check_stack()  # a clear error, before anything else, when the installed stack 
 from helpers import (
     activity,  # what spikes cost: helpers.activity.synaptic_operations, ...
     distributed,  # many processes: helpers.distributed.DataParallelTrainer (notebook 13)
+    launcher,  # N local processes: helpers.launcher.launch (notebook 13)
     realdata,  # real data and its spike codes: helpers.realdata.load_digits, ...
     selection,  # choices on validation: helpers.selection.fit_best_epoch, tune_on_validation
     shd,  # SHD and SSC from local files: helpers.shd.load (notebook 13)
@@ -139,6 +141,7 @@ __all__ = [
     "activity",
     "selection",
     "distributed",
+    "launcher",
     "shd",
     "EpochPlan",
     "MinibatchTrainer",
