@@ -416,7 +416,7 @@ class _RealData:
         from helpers.model import SNN
 
         args = self.args
-        self.splits = cli_datasets.load_splits(args)
+        self.splits = cli_datasets.load_splits(args.dataset, args.data_dir, args.steps)
         self.encoded = cli_datasets.encode(args.dataset, self.splits, args.steps)
         brainstate.random.seed(args.seed)
         net = SNN(args.inputs, args.hidden, args.outputs)

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import argparse
 import warnings
+from pathlib import Path
 
 import numpy as np
 
@@ -124,12 +125,13 @@ def refuse_dataset_options(args: argparse.Namespace, parser: argparse.ArgumentPa
         parser.error("--processes: only for the real datasets (digits, mnist1d, shd, ssc)")
 
 
-def load_splits(args: argparse.Namespace):
-    """The splits of ``args.dataset``: the notebook's as values, or SHD's (spikes already) as
-    :class:`helpers.realdata.Splits`."""
-    dataset = args.dataset
+def load_splits(dataset: str, data_dir: Path | None = None, steps: int = 100):
+    """The splits of ``dataset``: the notebook's as values, or SHD's or SSC's from ``data_dir``
+    (spikes already, ``steps`` bins), as :class:`helpers.realdata.Splits`."""
     if dataset in shd.FILES:
-        return shd.load(args.data_dir, dataset, dt_ms=DT_MS[dataset], steps=args.steps)
+        if data_dir is None:
+            raise ValueError(f"--dataset {dataset} needs --data-dir: {shd.where_from(dataset)}")
+        return shd.load(data_dir, dataset, dt_ms=DT_MS[dataset], steps=steps)
     if dataset == "digits":
         return realdata.load_digits()
     return realdata.load_mnist1d()

@@ -84,8 +84,8 @@ class DataParallelTrainer(MinibatchTrainer):
         replicated = self._sharding()
 
         def place(value):
-            if getattr(value, "sharding", None) == replicated:
-                return value
+            if isinstance(value, (bool, int, float)) or getattr(value, "sharding", None) == replicated:
+                return value  # a Python number (the learning rate) is a constant to every process
             host = np.asarray(jnp.asarray(value))  # JAX's dtype (float32), not Python's float64
             return jax.make_array_from_callback(host.shape, replicated, lambda index: host[index])
 

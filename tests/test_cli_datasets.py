@@ -28,8 +28,8 @@ def small(monkeypatch):
     """Real splits, cut to a few examples per part; cheap baselines."""
     real = cli_datasets.load_splits
 
-    def load(dataset):
-        splits = real(dataset)
+    def load(dataset, *where):
+        splits = real(dataset, *where)
         return helpers.realdata.Splits(
             *((x[:n], y[:n]) for (x, y), n in zip(splits, (96, 64, 64), strict=True))
         )
