@@ -4,12 +4,12 @@
 The in-process tests check the single-process path (one device: the same losses as
 ``MinibatchTrainer``, bit for bit), resuming from a checkpoint, the refusals, and that importing
 ``helpers`` joins nothing unless asked. The launcher's tests start small processes that need no JAX:
-a killed process ends the group with one line and leaves none behind, and a launcher killed outright
-takes its processes with it. The tests marked ``slow`` start real groups on 127.0.0.1: two processes
+a killed process ends the group with one line and leaves none behind. The tests marked ``slow`` start real groups on 127.0.0.1: two processes
 train the same losses as one (to rounding: each device sums its half of the batch and the all-reduce
 adds the halves, another order of float32 additions) through the command line and write one run
 folder, resuming over two processes continues the same losses, Ctrl-C stops them all, and a
-coordinator port that is taken is replaced. Nothing binds or connects beyond 127.0.0.1.
+coordinator port that is taken is replaced, and a launcher killed outright (SIGKILL) takes its
+processes with it. Nothing binds or connects beyond 127.0.0.1.
 """
 
 import csv
@@ -181,6 +181,7 @@ def test_a_killed_process_stops_the_group(tmp_path, capsys):
     assert _gone(_pids(tmp_path / "pid", 2), timeout=0)
 
 
+@pytest.mark.slow  # its launcher imports helpers.validation, hence JAX: several seconds
 def test_a_killed_launcher_leaves_no_process(tmp_path):
     """Even a launcher killed outright (SIGKILL, no clean-up) leaves no process behind."""
     script = tmp_path / "victim.py"
