@@ -1,15 +1,15 @@
 """helpers.distributed (data parallel over processes), helpers.launcher (N local processes on
 127.0.0.1) and helpers.process_group (joining them).
 
-The in-process tests check the single-process path (one device: the same losses as
-``MinibatchTrainer``, bit for bit), resuming from a checkpoint, the refusals, and that importing
-``helpers`` joins nothing unless asked. The launcher's tests start small processes that need no JAX:
-a killed process ends the group with one line and leaves none behind. The tests marked ``slow`` start real groups on 127.0.0.1: two processes
-train the same losses as one (to rounding: each device sums its half of the batch and the all-reduce
-adds the halves, another order of float32 additions) through the command line and write one run
-folder, resuming over two processes continues the same losses, Ctrl-C stops them all, and a
-coordinator port that is taken is replaced, and a launcher killed outright (SIGKILL) takes its
-processes with it. Nothing binds or connects beyond 127.0.0.1.
+The in-process tests check resuming from a checkpoint, the refusals, and that importing ``helpers``
+joins nothing unless asked; a small group of processes that need no JAX shows that a killed process
+ends the group with one line and leaves none behind. The tests marked ``slow`` check the
+single-process path (one device: the same losses as ``MinibatchTrainer``, bit for bit) and start real
+groups on 127.0.0.1: two processes train the same losses as one (to rounding: each device sums its
+half of the batch and the all-reduce adds the halves, another order of float32 additions) through the
+command line and write one run folder; resuming over two processes continues the same losses; Ctrl-C
+stops them all; a coordinator port that is taken is replaced; a launcher killed outright (SIGKILL)
+takes its processes with it. Nothing binds or connects beyond 127.0.0.1.
 """
 
 import csv
