@@ -21,7 +21,9 @@ the Zenke lab (https://zenkelab.org/datasets/: ``shd_train.h5.gz``, ``shd_test.h
 Why h5py and not ``tonic`` (the field's loader, whose ``tonic.datasets.SHD`` reads the same files)?
 Measured in this environment with ``uv pip install --dry-run tonic==1.7.0``: tonic would add 14
 packages and 214 MB (librosa, numba and llvmlite alone 190 MB, for audio features these files do not
-need), while h5py, the one package that reading the layout needs, adds 16 MB. Reading five datasets of
+need; with h5py installed, still 13 packages: audioread, decorator, expelliarmus, importrosbag,
+lazy-loader, librosa, llvmlite, numba, pooch, setuptools, soundfile, soxr and tonic), while h5py, the
+one package that reading the layout needs, adds 16 MB. Reading five datasets of
 an HDF5 file is a few lines; binning the spikes into the tutorial's ``[T, N, channels]`` tensor is
 ours either way (tonic's ``ToFrame`` makes counts per frame, in its own axis order).
 """
