@@ -3,9 +3,9 @@
 >>> from helpers import SNN, poisson_dataset, fit
 
 Notebooks import only from this face (``helpers.X``, and the namespaces ``helpers.realdata``,
-``helpers.selection``, ``helpers.activity``, ``helpers.distributed``, ``helpers.launcher`` and
-``helpers.shd``). As d2l tags each function with the section that introduces it, the table names
-the notebook where each name first appears (README: the CLI and checkpoints).
+``helpers.selection``, ``helpers.activity``, ``helpers.nir_spyx``, ``helpers.distributed``,
+``helpers.launcher`` and ``helpers.shd``). As d2l tags each function with the section that introduces
+it, the table names the notebook where each name first appears (README: the CLI and checkpoints).
 
 ========  ==================================================================================
 notebook  names
@@ -21,6 +21,8 @@ notebook  names
 08        SpikeEvents, spike_events, event_input
 09        realdata, selection, EpochPlan, MinibatchTrainer, masked_mean, confusion_matrix, plot_confusion
 11        activity
+12        to_nir, write_nir, read_nir, from_nir, simulate_nir, spike_agreement, NIRError, quantised,
+          quantise_array, load_network, nir_spyx
 13        distributed (DataParallelTrainer), launcher (launch), shd (SHD-layout files: load, read,
           write_synthetic)
 README    save_checkpoint, load_checkpoint, read_checkpoint, CheckpointError, TrainingCore,
@@ -32,10 +34,13 @@ The modules form layers, each importing only from the layers below it (checked b
 
     __main__
     cli                                        the command line, one for every dataset
-    cli_datasets | runfolder | launcher        real datasets' settings | the files a run writes |
+    cli_datasets | runfolder | cli_export | nir_spyx | launcher
+                                               real datasets' settings | the files a run writes |
+                                               the export command | a NIR graph run in spyx |
                                                N local processes on 127.0.0.1 (--processes)
-    checkpoint | runs | page_recipe | exercises | selection | distributed
-                                               network + optimiser on disk | many runs (vmap) | ...
+    checkpoint | runs | page_recipe | exercises | selection | nir_export | quantise | distributed
+                                               network + optimiser on disk | many runs (vmap) | ... |
+                                               a network as a NIR graph and back | weights of few bits
                                                | data parallel over processes (a MinibatchTrainer)
     minibatch                                  minibatch training (a TrainingCore)
     training | shd                             the training core and the full-batch Trainer |
@@ -64,11 +69,18 @@ from helpers import (
     activity,  # what spikes cost: helpers.activity.synaptic_operations, ...
     distributed,  # many processes: helpers.distributed.DataParallelTrainer (notebook 13)
     launcher,  # N local processes: helpers.launcher.launch (notebook 13)
+    nir_spyx,  # a NIR graph run in spyx (an optional dependency): helpers.nir_spyx.run_spyx
     realdata,  # real data and its spike codes: helpers.realdata.load_digits, ...
     selection,  # choices on validation: helpers.selection.fit_best_epoch, tune_on_validation
     shd,  # SHD and SSC from local files: helpers.shd.load (notebook 13)
 )
-from helpers.checkpoint import CheckpointError, load_checkpoint, read_checkpoint, save_checkpoint
+from helpers.checkpoint import (
+    CheckpointError,
+    load_checkpoint,
+    load_network,
+    read_checkpoint,
+    save_checkpoint,
+)
 from helpers.diagnostics import CompilationLog, count_compilations
 from helpers.events import SpikeEvents, event_input, spike_events
 from helpers.exercises import check_answer
@@ -81,6 +93,7 @@ from helpers.model import (
     detach_reset,
     heaviside,
 )
+from helpers.nir_export import NIRError, from_nir, read_nir, simulate_nir, spike_agreement, to_nir, write_nir
 from helpers.page_recipe import PAGE_PRINTED, run_page_recipe
 from helpers.plotting import (
     plot_confusion,
@@ -90,6 +103,7 @@ from helpers.plotting import (
     plot_raster,
     plot_readout,
 )
+from helpers.quantise import quantise_array, quantised
 from helpers.readout import READOUTS, confusion_matrix, cross_entropy, masked_mean, readout
 from helpers.runs import fit_runs
 from helpers.synthetic import (
@@ -139,6 +153,7 @@ __all__ = [
     "check_answer",
     "realdata",
     "activity",
+    "nir_spyx",
     "selection",
     "distributed",
     "launcher",
@@ -161,4 +176,14 @@ __all__ = [
     "load_checkpoint",
     "read_checkpoint",
     "CheckpointError",
+    "to_nir",
+    "from_nir",
+    "write_nir",
+    "read_nir",
+    "load_network",
+    "simulate_nir",
+    "spike_agreement",
+    "NIRError",
+    "quantised",
+    "quantise_array",
 ]

@@ -20,6 +20,7 @@ from typing import Any
 
 import brainstate
 import braintools
+import brainunit as u
 import jax.numpy as jnp
 import numpy as np
 
@@ -28,7 +29,7 @@ from helpers.model import SNN
 from helpers.readout import READOUTS
 from helpers.validation import check_instance, check_non_negative_int, check_one_of
 
-__all__ = ["CheckpointError", "save_checkpoint", "load_checkpoint", "read_checkpoint"]
+__all__ = ["CheckpointError", "save_checkpoint", "load_checkpoint", "read_checkpoint", "load_network"]
 
 FORMAT = "snn-tutorial-checkpoint"
 VERSION = 2  # 2: the optimiser's state dict (with its step count) replaces version 1's bare opt_state
@@ -50,7 +51,10 @@ def _check_pair(net, optimizer) -> None:
 
 
 def _payload(net: SNN, optimizer) -> dict:
-    """What a checkpoint restores: the parameter states and the optimiser's state dict."""
+    """What a checkpoint restores: the parameter states and the optimiser's state dict (``optimizer``
+    ``None``: the parameters only)."""
+    if optimizer is None:
+        return {"params": net.states(brainstate.ParamState)}
     state = {k: optimizer.state_dict()[k] for k in OPTIMIZER_KEYS}
     # a fresh optimiser counts with a Python 0, a trained one with an int32 array: store the array
     state["step_count"] = jnp.asarray(state["step_count"], dtype=jnp.int32)
@@ -202,7 +206,11 @@ def load_checkpoint(
     """
     _check_pair(net, optimizer)
     check_one_of("readout_method", readout_method, READOUTS)
-    raw = read_checkpoint(path)
+    return _restore(path, read_checkpoint(path), net, optimizer, readout_method)
+
+
+def _restore(path, raw: dict, net: SNN, optimizer, readout_method: str) -> dict[str, Any]:
+    """:func:`load_checkpoint` once its arguments are checked (``optimizer`` ``None``: the network only)."""
     ours = net.config
     saved = raw["config"]
 
@@ -224,7 +232,7 @@ def load_checkpoint(
         )
     payload = _payload(net, optimizer)
     expected = braintools.file.msgpack_to_state_dict(payload)
-    for key in ("params", "optimizer"):
+    for key in expected:
         problem = _mismatch(raw[key], expected[key], key)
         if problem:
             raise CheckpointError(f"{path} does not match the network's parameters: {problem}")
@@ -232,10 +240,49 @@ def load_checkpoint(
         restored = braintools.file.msgpack_load(str(path), target={**raw, **payload}, mismatch="error")
     except ValueError as error:
         raise CheckpointError(f"{path} does not match the network's parameters: {error}") from None
-    optimizer.load_state_dict(restored["optimizer"])
+    if optimizer is not None:
+        optimizer.load_state_dict(restored["optimizer"])
     return {
         "epoch": raw["epoch"],
         "losses": np.asarray(raw["losses"], dtype=np.float64),
         "config": saved,
         "extra": raw.get("extra", {}),
     }
+
+
+#: how :func:`load_network` turns a checkpoint's config (plain numbers) back into ``SNN`` arguments
+_UNITS = {"tau_syn_ms": ("tau_syn", u.ms), "tau_mem_ms": ("tau_mem", u.ms), "tau_out_ms": ("tau_out", u.ms),
+          "v_threshold_mV": ("v_threshold", u.mV)}  # fmt: skip
+
+
+def load_network(path: str | os.PathLike) -> tuple[SNN, dict[str, Any]]:
+    """The trained network a checkpoint holds, built from its config alone (no optimiser needed).
+
+    ``path`` is a checkpoint, or a run folder holding ``checkpoint.msgpack``. The network is
+    ``SNN(...)`` with the checkpoint's architecture (the time step must be set in
+    ``brainstate.environ``) and its parameters; every check of :func:`load_checkpoint` on them applies.
+    Returns ``(network, info)`` with ``info`` as :func:`load_checkpoint` returns it plus
+    ``readout_method``. The surrogate is stored by name only and not rebuilt (it matters only for
+    training): the network gets the default one. Used by ``python -m helpers export`` (notebook 12).
+    """
+    path = Path(path)
+    if path.is_dir():
+        path = path / "checkpoint.msgpack"
+    raw = read_checkpoint(path)
+    config = dict(raw["config"])
+    known = {"n_inputs", "n_hidden", "n_outputs", "input_scale", "surrogate", "recurrent", "train_tau_mem"}
+    unknown = sorted(set(config) - known - set(_UNITS))
+    missing = sorted({"n_inputs", "n_hidden", "n_outputs", *_UNITS} - set(config))
+    if unknown or missing:
+        raise CheckpointError(
+            f"{path} holds a network this code cannot build (config: unknown {unknown}, missing {missing})"
+        )
+    kwargs: dict[str, Any] = {key: config[key] for key in known - {"surrogate"} if key in config}
+    kwargs |= {name: config[key] * unit for key, (name, unit) in _UNITS.items()}
+    try:
+        net = SNN(**kwargs)
+    except (TypeError, ValueError) as error:
+        raise CheckpointError(f"{path} holds a network this code cannot build: {error}") from None
+    readout_method = raw.get("readout_method", "mean")
+    info = _restore(path, raw, net, None, readout_method)
+    return net, info | {"readout_method": readout_method}

@@ -1,4 +1,5 @@
-"""Command-line trainer: ``python -m helpers train [options]``, one command line for every dataset.
+"""Command line: ``python -m helpers train [options]``, one command line for every dataset, and
+``python -m helpers export RUN --out model.nir`` (the job itself in :mod:`helpers.cli_export`).
 
 Trains the tutorial's network on its dataset (the synthetic task full-batch, or ``--dataset digits``
 and ``mnist1d`` with minibatches, :mod:`helpers.cli_datasets`), shows a progress bar with the current
@@ -30,13 +31,13 @@ from typing import Any
 
 import numpy as np
 
-from helpers import cli_datasets
+from helpers import cli_datasets, cli_export
 from helpers.checkpoint import CheckpointError, load_checkpoint, read_checkpoint
 from helpers.process_group import is_main_process, launched
 from helpers.readout import READOUTS
 from helpers.runfolder import RUN_FILES, RunFolderError, check_folder, output_size, publish, run_files
 from helpers.runfolder import size_in_words as _size
-from helpers.validation import check_positive_int, check_positive_number, check_seed
+from helpers.validation import check_bits, check_positive_int, check_positive_number, check_seed
 from helpers.versions import stack_versions
 
 DATASETS = ("random", "digits", "mnist1d", "shd", "ssc")
@@ -68,6 +69,7 @@ _seed = _option_type(int, check_seed, "an integer from 0 to 2**32 - 1 = 42949672
 _positive_float = _option_type(
     float, check_positive_number, "a positive, finite number", unparsable="a positive number"
 )
+_bits = _option_type(int, check_bits, "an integer from 2 to 16")
 
 
 def _folder(text: str) -> Path:
@@ -165,6 +167,26 @@ def build_parser(*, record_only_given: bool = False) -> argparse.ArgumentParser:
         "--batch a multiple of it; process 0 writes --out)",
     )
     train.set_defaults(command_parser=train)
+    export = commands.add_parser(
+        "export",
+        help="export a trained network to a NIR file",
+        description="Export a trained network (a run folder of `train`, or its checkpoint.msgpack) to a "
+        "NIR file (HDF5): Input -> Affine -> CubaLIF -> Affine -> LI -> Output, time constants in ms "
+        "(notebook 12 derives the mapping).",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    export.add_argument("source", type=Path, metavar="RUN_FOLDER_OR_CHECKPOINT", help="what to export")
+    export.add_argument("--out", type=Path, required=True, help="the NIR file to write (e.g. model.nir)")
+    export.add_argument(
+        "--bits",
+        type=_bits,
+        default=None,
+        help="quantise the weights to this many bits (one scale per layer)",
+    )
+    export.add_argument(
+        "--dt", type=_positive_float, default=1.0, help="the time step the network ran at (ms)"
+    )
+    export.set_defaults(command_parser=export)
     return parser
 
 
@@ -476,7 +498,11 @@ class _RealData:
             f"(epoch {best['epoch']} of {self.args.epochs}); "
             f"test accuracy {self.test['accuracy']:.4f} with its weights"
         ]
-        return lines + [f"baseline {name}: test accuracy {acc:.4f}" for name, acc in self.baselines.items()]
+        return lines + [
+            f"baseline {name}: penalty {b['setting']:g} chosen on validation "
+            f"({b['validation_accuracy']:.4f}), test accuracy {b['test_accuracy']:.4f}"
+            for name, b in self.baselines.items()
+        ]
 
 
 # -- the command ---------------------------------------------------------------------------------------
@@ -609,6 +635,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if args.command == "train":
             return train(args, args.command_parser, _given_options(argv), argv)
+        if args.command == "export":
+            return cli_export.export(args, args.command_parser)
     except KeyboardInterrupt:
         print(f"interrupted: nothing was written, {args.out} was left as it was", file=sys.stderr)
         return EXIT_INTERRUPTED

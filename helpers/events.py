@@ -6,10 +6,12 @@ input that fired and adds it to the current of its example::
 
     current[b] = bias + sum of W[i] over the events (b, i) of this step
 
-Both give the same currents (the sum runs over the same rows in the same order, the zeros add
-nothing); the event-driven one does about 1/200 of the work and, through ``grad``, scatters the gradient
-back into only the rows that were used. The gradient sums run in another order than the dense
-product's, so gradients agree to rounding rather than bit for bit.
+Both compute the same currents: the sum runs over the same rows and the zeros add nothing. For the
+tutorial's 4-neuron network they are equal bit for bit; for a wider one XLA may compile the two
+programs' sums differently, so they agree to rounding. The event-driven one does about 1/200 of the
+work and, through ``grad``, scatters the gradient back into only the rows that were used. The
+gradient sums run in another order than the dense product's, so gradients agree to rounding
+rather than bit for bit.
 
 Why not the stack's ``brainstate.nn.EventLinear`` (``brainevent.EventArray(spikes) @ W``)? Measured
 on this project's CPU host (2 shared cores, under load; median of 5 calls of the jitted gradient of

@@ -4,7 +4,8 @@ is wrong with it.
 Every call prints exactly one line: ``<name>: not answered yet ...``, ``<name>: correct`` or
 ``<name>: not yet: <what is wrong>``. A wrong number is called too low or too high (with the exercise's
 hint for that direction, if it has one), never compared with the expected value, so that the verdict
-does not give the answer away. A wrong array says how many entries differ and where the first one is.
+does not give the answer away. A wrong array says how many entries differ, where the first one is
+and in which direction.
 """
 
 from __future__ import annotations
@@ -41,10 +42,8 @@ def _verdict(answer, expected, rtol, atol, hint_low, hint_high) -> str | None:
         direction, hint = ("too low", hint_low) if got < want else ("too high", hint_high)
         return direction + (f": {hint}" if hint else "")
     first = tuple(int(i) for i in np.argwhere(~close)[0])
-    return (
-        f"{int((~close).sum())} of {close.size} entries differ; the first at index {first}: "
-        f"{got[first]:.4g} where {want[first]:.4g} is expected"
-    )
+    direction = "too low" if got[first] < want[first] else "too high"
+    return f"{int((~close).sum())} of {close.size} entries differ; the first at index {first} is {direction}"
 
 
 def check_answer(

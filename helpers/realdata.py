@@ -107,7 +107,7 @@ def load_digits(*, val_fraction: float = 0.15, test_fraction: float = 0.25, seed
     Returns :class:`Splits` whose ``x`` are pixel intensities scaled to [0, 1] (the raw 0..16 divided
     by 16), ``float32 [N, 64]`` in row-major 8x8 order, and whose ``y`` are the digits, ``int32 [N]``.
     ``test_fraction`` and ``val_fraction`` are fractions of all 1797 images, taken per class (defaults:
-    450 test, 270 validation, 1077 training images). The same ``seed`` gives the same split everywhere:
+    450 test, 269 validation, 1078 training images). The same ``seed`` gives the same split everywhere:
     it depends only on numpy's permutation of integers.
     """
     from sklearn.datasets import load_digits as sklearn_digits

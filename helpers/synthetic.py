@@ -228,10 +228,11 @@ def timing_dataset(
     ``background_rate`` on every input. So every class uses every input, every input fires the same
     number of times in every class (one template spike plus the same noise), and even the total
     activity over time is the same set of times: a classifier of spike *counts* per input is at
-    chance, while a network that reads which inputs fire together can classify. Template times keep
-    ``jitter`` away from both ends, so no jittered spike falls outside the example. The classes are
-    balanced, in shuffled order; everything is drawn from one NumPy generator seeded with ``seed``.
-    Split one call into train/validation/test sets with :func:`split_batch`.
+    chance, while a reader of spike times (when each input fires after the example's start, or which
+    inputs fire together) can classify. Template times keep ``jitter`` away from both ends, so no
+    jittered spike falls outside the example. The classes are balanced, in shuffled order; everything
+    is drawn from one NumPy generator seeded with ``seed``. Split one call into train/validation/test
+    sets with :func:`split_batch`.
 
     Returns ``(spikes bool [n_steps, n_examples, n_inputs], labels int32 [n_examples])``.
     """

@@ -73,6 +73,19 @@ def check_seed(name: str, value, *, alternatives: str = "") -> int:
     return int(value)
 
 
+#: the widths of a quantised weight, in bits (:mod:`helpers.quantise`): 2 bits are -1, 0, 1; 16 is int16
+BITS_RANGE = (2, 16)
+
+
+def check_bits(name: str, value) -> int:
+    """Return ``value`` as an ``int`` if it is an integer from 2 to 16 (the bits of a quantised weight,
+    :data:`BITS_RANGE`); else raise :class:`ValueError`."""
+    low, high = BITS_RANGE
+    if not _is_integer(value) or not low <= value <= high:
+        raise ValueError(f"{name} must be an integer from {low} to {high}, got {value!r}")
+    return int(value)
+
+
 def check_positive_number(name: str, value) -> float:
     """Return ``value`` as a ``float`` if it is a positive, finite real number (not a bool, not a
     quantity); else raise :class:`ValueError`."""

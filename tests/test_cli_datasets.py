@@ -37,6 +37,8 @@ def small(monkeypatch):
     monkeypatch.setattr(cli_datasets, "load_splits", load)
     monkeypatch.setattr(cli_datasets, "MLP_MAX_ITER", {"digits": 20, "mnist1d": 5})
     monkeypatch.setattr(cli_datasets, "LOGISTIC_MAX_ITER", 50)
+    monkeypatch.setattr(cli_datasets, "LOGISTIC_GRID", (0.1, 1.0))
+    monkeypatch.setattr(cli_datasets, "MLP_GRID", {"digits": (1e-4, 1.0), "mnist1d": (1e-4, 1.0)})
     return load
 
 
@@ -57,7 +59,9 @@ def _check_run(out, dataset, epochs, baseline_names):
     assert run["validation_accuracy"] == pytest.approx(history["val_accuracy"].max(), abs=1e-7)
     assert 0 <= run["test_accuracy"] <= 1
     assert set(run["baselines"]) == set(baseline_names)
-    assert all(0 <= acc <= 1 for acc in run["baselines"].values())
+    for baseline in run["baselines"].values():  # the setting chosen on validation, test scored once
+        assert set(baseline) == {"setting", "validation_accuracy", "test_accuracy"}
+        assert 0 <= baseline["validation_accuracy"] <= 1 and 0 <= baseline["test_accuracy"] <= 1
     return run, history
 
 

@@ -161,3 +161,14 @@ def test_spikes_of_any_width():
 def test_labels_refused(labels, error, message):
     with pytest.raises(error, match=message):
         v.check_labels(labels, 6, 2)
+
+
+@pytest.mark.parametrize("value", [2, 8, 16, np.int64(4)])
+def test_check_bits_accepts_widths_from_2_to_16(value):
+    assert v.check_bits("bits", value) == int(value) and type(v.check_bits("bits", value)) is int
+
+
+@pytest.mark.parametrize("value", [1, 17, 0, -8, 8.0, True, "8", None])
+def test_check_bits_refuses_anything_else(value):
+    with pytest.raises(ValueError, match="bits must be an integer from 2 to 16"):
+        v.check_bits("bits", value)
