@@ -160,6 +160,12 @@ def build_parser(*, record_only_given: bool = False) -> argparse.ArgumentParser:
     )
     run.add_argument("--no-progress", action="store_true", default=default(False), help="no progress bar")
     run.add_argument(
+        "--no-baselines",
+        action="store_true",
+        default=default(False),
+        help="skip the notebook's scikit-learn baselines (real datasets only)",
+    )
+    run.add_argument(
         "--processes",
         type=_positive_int,
         default=default(1),
@@ -466,7 +472,7 @@ class _RealData:
         trainer.optimizer.load_state_dict(optimizer_state)
         self.test = trainer.evaluate(test, cli_datasets.eval_batch(args.processes))  # once, the best weights
         self.baselines = {}
-        if is_main_process():  # the one that reports them
+        if is_main_process() and not args.no_baselines:  # process 0 reports them
             self.baselines = cli_datasets.baselines(args.dataset, self.splits, self.encoded)
         return self.history_rows["train_loss"], trainer.untrained_loss
 

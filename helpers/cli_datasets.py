@@ -118,8 +118,8 @@ def settle_options(args: argparse.Namespace, parser: argparse.ArgumentParser, gi
 
 def refuse_dataset_options(args: argparse.Namespace, parser: argparse.ArgumentParser) -> None:
     """The options that belong to some datasets only, refused (or required) up front on every one:
-    ``--data-dir`` is for (and needed by) shd and ssc alone; ``--processes`` is for the real datasets
-    (the synthetic task trains full-batch in one process)."""
+    ``--data-dir`` is for (and needed by) shd and ssc alone; ``--processes`` and ``--no-baselines``
+    are for the real datasets (the synthetic task trains full-batch in one process, with no baselines)."""
     if args.dataset in shd.FILES:
         if args.data_dir is None:
             parser.error(f"--dataset {args.dataset} needs --data-dir DIR: {shd.where_from(args.dataset)}")
@@ -127,6 +127,8 @@ def refuse_dataset_options(args: argparse.Namespace, parser: argparse.ArgumentPa
         parser.error(f"--data-dir: only for --dataset shd or ssc, not {args.dataset}")
     if args.processes != 1 and dataset_of(args) == "random":
         parser.error("--processes: only for the real datasets (digits, mnist1d, shd, ssc)")
+    if args.no_baselines and dataset_of(args) == "random":
+        parser.error("--no-baselines: only for the real datasets (digits, mnist1d, shd, ssc)")
 
 
 def load_splits(dataset: str, data_dir: Path | None = None, steps: int = 100):

@@ -197,7 +197,7 @@ def _path_cases(tmp_path):
 @pytest.mark.parametrize(
     "case",
     ["out under a file", "out is a file", "out not writable", "out in /proc", "out holding other files",
-     "out a symbolic link", "full disk", "memory", "seed", "processes", "data-dir"],
+     "out a symbolic link", "full disk", "memory", "seed", "processes", "data-dir", "no-baselines"],
 )  # fmt: skip
 def test_every_dataset_refuses_before_training(dataset, case, tmp_path, capsys, monkeypatch):
     def no_training(*args, **kwargs):
@@ -227,6 +227,12 @@ def test_every_dataset_refuses_before_training(dataset, case, tmp_path, capsys, 
             if dataset == "random"
             else "--batch 32: must be a multiple of --processes 3"
         )
+    elif case == "no-baselines" and dataset == "random":  # only the real datasets have baselines
+        args += ["--no-baselines"]
+        expected = "--no-baselines: only for the real datasets"
+    elif case == "no-baselines":  # accepted: the other refusals still come first
+        args += ["--no-baselines", "--seed", "4294967296"]
+        expected = "argument --seed: expected an integer from 0 to 2**32 - 1"
     elif case == "data-dir":  # only for shd and ssc, where it must hold their files
         if dataset != "shd":
             args += ["--data-dir", str(tmp_path)]

@@ -30,7 +30,7 @@ import numpy as np
 import pytest
 
 import helpers
-from helpers import cli_datasets, distributed, launcher, process_group
+from helpers import distributed, launcher, process_group
 from helpers.cli import main as cli_main
 
 PYTHON = sys.executable
@@ -222,9 +222,18 @@ def _history(out):
 
 
 @pytest.mark.slow
-def test_two_processes_train_the_losses_of_one(tmp_path, monkeypatch):
-    options = ["train", "--dataset", "digits", "--epochs", "2", "--hidden", "16", "--no-progress"]
-    monkeypatch.setattr(cli_datasets, "MLP_MAX_ITER", {"digits": 20})
+def test_two_processes_train_the_losses_of_one(tmp_path):
+    options = [
+        "train",
+        "--dataset",
+        "digits",
+        "--epochs",
+        "2",
+        "--hidden",
+        "16",
+        "--no-progress",
+        "--no-baselines",
+    ]
     assert cli_main([*options, "--out", str(tmp_path / "one")]) == 0
     two = subprocess.run(
         [PYTHON, "-m", "helpers", *options, "--processes", "2", "--out", str(tmp_path / "two")],
@@ -240,7 +249,8 @@ def test_two_processes_train_the_losses_of_one(tmp_path, monkeypatch):
     one, two = _history(tmp_path / "one"), _history(tmp_path / "two")
     for key in ("train_loss", "val_loss"):
         np.testing.assert_allclose(two[key], one[key], rtol=ROUNDING)
-    assert json.loads((tmp_path / "two" / "run.json").read_text())["settings"]["processes"] == 2
+    run = json.loads((tmp_path / "two" / "run.json").read_text())
+    assert run["settings"]["processes"] == 2 and run["baselines"] == {}  # --no-baselines
 
 
 RESUME = """
