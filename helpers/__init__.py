@@ -3,9 +3,9 @@
 >>> from helpers import SNN, poisson_dataset, fit
 
 Notebooks import only from this face (``helpers.X``, and the namespaces ``helpers.realdata``,
-``helpers.selection``, ``helpers.activity`` and ``helpers.nir_spyx``). As d2l tags each function with
-the section that introduces it, the table names the notebook where each name first appears (README:
-the CLI and checkpoints).
+``helpers.selection``, ``helpers.activity``, ``helpers.nir_spyx``, ``helpers.distributed``,
+``helpers.launcher`` and ``helpers.shd``). As d2l tags each function with the section that introduces
+it, the table names the notebook where each name first appears (README: the CLI and checkpoints).
 
 ========  ==================================================================================
 notebook  names
@@ -23,6 +23,8 @@ notebook  names
 11        activity
 12        to_nir, write_nir, read_nir, from_nir, simulate_nir, spike_agreement, NIRError, quantised,
           quantise_array, load_network, nir_spyx
+13        distributed (DataParallelTrainer), launcher (launch), shd (SHD-layout files: load, read,
+          write_synthetic)
 README    save_checkpoint, load_checkpoint, read_checkpoint, CheckpointError, TrainingCore,
           TESTED_VERSIONS, stack_versions, check_stack, StackWarning
 ========  ==================================================================================
@@ -32,29 +34,45 @@ The modules form layers, each importing only from the layers below it (checked b
 
     __main__
     cli                                        the command line, one for every dataset
-    cli_datasets | runfolder | cli_export | nir_spyx
+    cli_datasets | runfolder | cli_export | nir_spyx | launcher
                                                real datasets' settings | the files a run writes |
-                                               the export command | a NIR graph run in spyx
-    checkpoint | runs | page_recipe | exercises | selection | nir_export | quantise
+                                               the export command | a NIR graph run in spyx |
+                                               N local processes on 127.0.0.1 (--processes)
+    checkpoint | runs | page_recipe | exercises | selection | nir_export | quantise | distributed
                                                network + optimiser on disk | many runs (vmap) | ... |
                                                a network as a NIR graph and back | weights of few bits
+                                               | data parallel over processes (a MinibatchTrainer)
     minibatch                                  minibatch training (a TrainingCore)
-    training                                   the training core and the full-batch Trainer
+    training | shd                             the training core and the full-batch Trainer |
+                                               SHD-layout files (on realdata's Splits)
     model | activity | realdata | synthetic | plotting
     events | readout | diagnostics
-    validation | versions
+    validation | versions | process_group      ... | joining a group of processes (jax.distributed)
     arraytypes
+
+``process_group`` is imported first and joins a group of processes only when the environment asks
+for it (a process started by ``--processes``, or ``HELPERS_DISTRIBUTED=auto`` on a cluster): joining
+has to precede the stack's import, which starts JAX's backend. In any other process, importing
+``helpers`` starts, joins and binds nothing (see :mod:`helpers.process_group`).
 """
 
-from helpers.versions import check_stack as _check_stack
+from helpers import process_group as _process_group
+
+if _process_group.wanted():  # asked to join a group of processes: before the stack starts JAX's backend
+    _process_group.initialize()
+
+from helpers.versions import check_stack as _check_stack  # noqa: E402
 
 _check_stack()  # a clear error, before anything else, when the installed stack lacks what we use
 
 from helpers import (
     activity,  # what spikes cost: helpers.activity.synaptic_operations, ...
+    distributed,  # many processes: helpers.distributed.DataParallelTrainer (notebook 13)
+    launcher,  # N local processes: helpers.launcher.launch (notebook 13)
     nir_spyx,  # a NIR graph run in spyx (an optional dependency): helpers.nir_spyx.run_spyx
     realdata,  # real data and its spike codes: helpers.realdata.load_digits, ...
     selection,  # choices on validation: helpers.selection.fit_best_epoch, tune_on_validation
+    shd,  # SHD and SSC from local files: helpers.shd.load (notebook 13)
 )
 from helpers.checkpoint import (
     CheckpointError,
@@ -137,6 +155,9 @@ __all__ = [
     "activity",
     "nir_spyx",
     "selection",
+    "distributed",
+    "launcher",
+    "shd",
     "EpochPlan",
     "MinibatchTrainer",
     "masked_mean",

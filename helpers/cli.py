@@ -33,13 +33,14 @@ import numpy as np
 
 from helpers import cli_datasets, cli_export
 from helpers.checkpoint import CheckpointError, load_checkpoint, read_checkpoint
+from helpers.process_group import is_main_process, launched
 from helpers.readout import READOUTS
 from helpers.runfolder import RUN_FILES, RunFolderError, check_folder, output_size, publish, run_files
 from helpers.runfolder import size_in_words as _size
 from helpers.validation import check_bits, check_positive_int, check_positive_number, check_seed
 from helpers.versions import stack_versions
 
-DATASETS = ("random", "digits", "mnist1d")
+DATASETS = ("random", "digits", "mnist1d", "shd", "ssc")
 #: what ``--resume`` takes from the checkpoint's ``extra`` record, besides the architecture and readout
 RUN_SETTINGS = ("dataset", "steps", "batch", "rate", "seed", "lr")
 #: exit statuses: a diverged run or a failed write; bad options (argparse's); Ctrl-C (128 + SIGINT)
@@ -115,13 +116,19 @@ def build_parser(*, record_only_given: bool = False) -> argparse.ArgumentParser:
         "--dataset",
         choices=DATASETS,
         default=default("random"),
-        help="synthetic spikes, or real data (notebooks 9 and 10)",
+        help="synthetic spikes, or real data (notebooks 9 and 10; shd, ssc: your own files, notebook 13)",
+    )
+    data.add_argument(
+        "--data-dir",
+        type=_folder,
+        default=default(None),
+        help="the folder holding the SHD or SSC files (shd_train.h5, ...; shd, ssc only; never downloaded)",
     )
     data.add_argument(
         "--steps",
         type=_positive_int,
         default=default(100),
-        help="time steps of 1 ms per example (digits: 20; not mnist1d)",
+        help="time steps of 1 ms per example (digits: 20; not mnist1d; shd, ssc: 100 steps of 10 ms)",
     )
     data.add_argument(
         "--batch",
@@ -152,6 +159,19 @@ def build_parser(*, record_only_given: bool = False) -> argparse.ArgumentParser:
         "--resume", type=Path, metavar="CHECKPOINT", help="continue from a checkpoint (random only)"
     )
     run.add_argument("--no-progress", action="store_true", default=default(False), help="no progress bar")
+    run.add_argument(
+        "--no-baselines",
+        action="store_true",
+        default=default(False),
+        help="skip the notebook's scikit-learn baselines (real datasets only)",
+    )
+    run.add_argument(
+        "--processes",
+        type=_positive_int,
+        default=default(1),
+        help="data-parallel processes on this machine, coordinated on 127.0.0.1 (real datasets only; "
+        "--batch a multiple of it; process 0 writes --out)",
+    )
     train.set_defaults(command_parser=train)
     export = commands.add_parser(
         "export",
@@ -291,16 +311,17 @@ def training_memory(
 
 
 def minibatch_memory(
-    steps: int, n_examples: int, batch: int, inputs: int, hidden: int, outputs: int
+    steps: int, n_examples: int, batch: int, inputs: int, hidden: int, outputs: int, processes: int = 1
 ) -> dict[str, float]:
     """The estimate of :func:`training_memory` for minibatch training on a real dataset: ``data`` (the
-    whole encoded dataset, 0/1 spikes of one byte, held on the host and on the device), ``step`` (one
+    whole encoded dataset, 0/1 spikes of one byte, held on the host by each of ``processes`` and, in
+    shares, on the devices), ``step`` (one
     compiled minibatch or evaluation batch: BPTT's states for every step and example, its input as
     floats, the parameters with gradients and Adam's moments) and ``total``."""
     params = inputs * hidden + hidden + hidden * outputs + outputs
     rows = max(batch, cli_datasets.EVAL_BATCH)
     parts = {
-        "data": 2.0 * steps * n_examples * inputs,
+        "data": (processes + 1.0) * steps * n_examples * inputs,
         "step": steps * rows * (16 * hidden + 8 * outputs + 4 * inputs + 16) + 24 * params,
     }
     parts["total"] = parts["data"] + parts["step"]
@@ -316,9 +337,9 @@ def _check_memory(args: argparse.Namespace, parser: argparse.ArgumentParser, n_e
             args.steps, args.batch, args.inputs, args.hidden, args.outputs, args.rate, args.epochs
         )["total"]
     else:
-        memory = minibatch_memory(args.steps, n_examples, args.batch, args.inputs, args.hidden, args.outputs)[
-            "total"
-        ]
+        memory = minibatch_memory(
+            args.steps, n_examples, args.batch, args.inputs, args.hidden, args.outputs, args.processes
+        )["total"]
     available = available_memory()
     if available is not None and memory > available:
         parser.error(
@@ -414,20 +435,21 @@ class _RealData:
         self.args = args
 
     def check_memory(self, parser):
-        _check_memory(self.args, parser, cli_datasets.N_EXAMPLES[self.args.dataset])
+        _check_memory(self.args, parser, cli_datasets.n_examples(self.args))
 
     def build(self, parser):
         import brainstate
 
-        from helpers.minibatch import MinibatchTrainer
+        from helpers.distributed import DataParallelTrainer
         from helpers.model import SNN
 
         args = self.args
-        self.splits = cli_datasets.load_splits(args.dataset)
+        self.splits = cli_datasets.load_splits(args.dataset, args.data_dir, args.steps)
         self.encoded = cli_datasets.encode(args.dataset, self.splits, args.steps)
         brainstate.random.seed(args.seed)
         net = SNN(args.inputs, args.hidden, args.outputs)
-        self.trainer = MinibatchTrainer(net, lr=args.lr, readout_method=args.readout)
+        # one code path for one process, many local devices and many processes (--processes)
+        self.trainer = DataParallelTrainer(net, lr=args.lr, readout_method=args.readout)
         return self.trainer
 
     def fit(self, on_epoch):
@@ -443,13 +465,15 @@ class _RealData:
 
         self.history_rows = trainer.fit(
             train, args.epochs, args.batch, seed=args.seed, validation=val,
-            eval_batch_size=cli_datasets.EVAL_BATCH, on_epoch=keep_best,
+            eval_batch_size=cli_datasets.eval_batch(args.processes), on_epoch=keep_best,
         )  # fmt: skip
         weights, optimizer_state = self.best_state
         trainer.load_weights(weights)
         trainer.optimizer.load_state_dict(optimizer_state)
-        self.test = trainer.evaluate(test, cli_datasets.EVAL_BATCH)  # once, with the best weights
-        self.baselines = cli_datasets.baselines(args.dataset, self.splits, self.encoded)
+        self.test = trainer.evaluate(test, cli_datasets.eval_batch(args.processes))  # once, the best weights
+        self.baselines = {}
+        if is_main_process() and not args.no_baselines:  # process 0 reports them
+            self.baselines = cli_datasets.baselines(args.dataset, self.splits, self.encoded)
         return self.history_rows["train_loss"], trainer.untrained_loss
 
     def files(self, summary):
@@ -505,13 +529,22 @@ class _InterruptsIgnored:
             signal.signal(signal.SIGINT, self.previous)
 
 
-def train(args: argparse.Namespace, parser: argparse.ArgumentParser, given: dict | None = None) -> int:
+def train(
+    args: argparse.Namespace,
+    parser: argparse.ArgumentParser,
+    given: dict | None = None,
+    argv: list[str] | None = None,
+) -> int:
     """The ``train`` command, the same for every dataset: options (or a checkpoint) -> checks (memory,
     ``--out``) -> training with a progress bar -> the run folder.
 
     Returns the exit status: 0; 1 if training diverged, ran out of memory or the files could not be
     written (then ``--out`` is left as it was); 130 on Ctrl-C. ``given`` holds the options named on
-    the command line.
+    the command line, ``argv`` the command line itself (default ``sys.argv[1:]``).
+
+    With ``--processes N`` (N > 1), after the checks this process starts N copies of the same command
+    on this machine (:func:`helpers.launcher.launch`) and returns their status; each copy trains its
+    share of every minibatch, and only process 0 prints and writes ``--out``.
     """
     import brainstate
     import brainunit as u
@@ -520,17 +553,25 @@ def train(args: argparse.Namespace, parser: argparse.ArgumentParser, given: dict
     from helpers.training import LossBlowUpWarning
 
     given = given or {}
+    cli_datasets.refuse_dataset_options(args, parser)
     kind = _Synthetic if cli_datasets.dataset_of(args) == "random" else _RealData
     run = kind(args, parser, given)  # settles and checks the options (and a checkpoint)
     run.check_memory(parser)  # before the size of the outputs: a size beyond memory is named as such
     out = _check_out(args, parser)
-    brainstate.environ.set(dt=1.0 * u.ms)
+    if args.processes > 1 and not launched():  # start the processes, which train
+        from helpers.launcher import launch
+
+        return launch(
+            [sys.executable, "-m", "helpers", *(sys.argv[1:] if argv is None else argv)], args.processes
+        )
+    brainstate.environ.set(dt=cli_datasets.DT_MS.get(args.dataset, 1.0) * u.ms)
     trainer = run.build(parser)
     start = getattr(run, "start", 0)
+    main_process = is_main_process()  # the one that prints and writes (of --processes N)
     try:
         with (
-            tqdm(total=args.epochs, initial=start, desc="training", unit="epoch", disable=args.no_progress,
-                 file=sys.stderr) as progress,
+            tqdm(total=args.epochs, initial=start, desc="training", unit="epoch",
+                 disable=args.no_progress or not main_process, file=sys.stderr) as progress,
             warnings.catch_warnings(record=True) as caught,
         ):  # fmt: skip
             warnings.simplefilter("always", LossBlowUpWarning)
@@ -544,7 +585,8 @@ def train(args: argparse.Namespace, parser: argparse.ArgumentParser, given: dict
 
             losses, untrained = run.fit(on_epoch)
     except FloatingPointError as error:
-        print(f"error: {error}; nothing was written", file=sys.stderr)
+        if main_process:
+            print(f"error: {error}; nothing was written", file=sys.stderr)
         return EXIT_FAILED
     except Exception as error:
         if not _out_of_memory(error):
@@ -555,6 +597,8 @@ def train(args: argparse.Namespace, parser: argparse.ArgumentParser, given: dict
             file=sys.stderr,
         )
         return EXIT_FAILED
+    if not main_process:  # every process trained and scored (collectives); only process 0 reports
+        return 0
     for warning in caught:
         if not issubclass(warning.category, LossBlowUpWarning):
             warnings.warn_explicit(warning.message, warning.category, warning.filename, warning.lineno)
@@ -596,7 +640,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         if args.command == "train":
-            return train(args, args.command_parser, _given_options(argv))
+            return train(args, args.command_parser, _given_options(argv), argv)
         if args.command == "export":
             return cli_export.export(args, args.command_parser)
     except KeyboardInterrupt:

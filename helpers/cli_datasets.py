@@ -1,4 +1,4 @@
-"""What ``python -m helpers train --dataset digits|mnist1d`` needs of each real dataset: its defaults,
+"""What ``python -m helpers train --dataset digits|mnist1d|shd|ssc`` needs of each real dataset: its defaults,
 the options it fixes, its splits, its spike code and the notebook's baselines. The command line itself
 (checks, training, Ctrl-C, the run folder) is :mod:`helpers.cli`, the same for every dataset.
 
@@ -11,6 +11,11 @@ weights of the best epoch on validation are kept, written as the checkpoint, and
 test split. The baselines of the notebook (scikit-learn, on the identical split, their penalty chosen on
 validation as the notebook chooses it) are scored beside it.
 
+``shd`` and ``ssc`` (notebook 13) read the Spiking Heidelberg Digits or Spiking Speech Commands from
+the reader's own files in ``--data-dir`` (:mod:`helpers.shd`; never downloaded): 700 channels binned
+to ``--steps`` steps of 10 ms (default 100, the first second), SHD's validation part a fixed tenth of
+each class of its training file; the baseline is logistic regression on spike counts.
+
 The run folder (:mod:`helpers.runfolder`) holds ``checkpoint.msgpack`` (the best-on-validation
 weights), ``history.csv`` (epoch, training loss, validation loss and accuracy), ``history.png`` and
 ``run.json``.
@@ -20,22 +25,29 @@ from __future__ import annotations
 
 import argparse
 import warnings
+from pathlib import Path
 
 import numpy as np
 
-from helpers import realdata, selection
+from helpers import realdata, selection, shd
 from helpers.checkpoint import CheckpointError, read_checkpoint
 
 #: the notebooks' settings for each real dataset; ``None`` marks a random-only option it refuses
 DEFAULTS = {
     "digits": {"hidden": 128, "batch": 32, "epochs": 12, "lr": 1e-2, "steps": 20},
     "mnist1d": {"hidden": 64, "batch": 128, "epochs": 12, "lr": 2e-2},
+    "shd": {"hidden": 128, "batch": 64, "epochs": 20, "lr": 2e-3, "steps": 100},
+    "ssc": {"hidden": 128, "batch": 64, "epochs": 20, "lr": 2e-3, "steps": 100},
 }
 #: options of the random dataset that a real dataset fixes: refused when given
 FIXED = {
     "digits": ("inputs", "outputs", "rate"),
     "mnist1d": ("inputs", "outputs", "rate", "steps"),
+    "shd": ("inputs", "outputs", "rate"),
+    "ssc": ("inputs", "outputs", "rate"),
 }
+#: the simulation's time step per dataset (ms); SHD and SSC: the width of a time bin
+DT_MS = {"digits": 1.0, "mnist1d": 1.0, "shd": 10.0, "ssc": 10.0}
 #: MNIST-1D's level crossings (notebook 10): 16 levels, two channels each
 MNIST1D_LEVELS = np.linspace(-2, 2, 16)
 #: scikit-learn's iteration budgets of the baselines (the notebooks'; tests lower them)
@@ -47,6 +59,18 @@ MLP_GRID = {"digits": (1e-4, 1e-2, 1.0), "mnist1d": (1e-4, 0.1, 1.0)}
 EVAL_BATCH = 256
 #: examples in each dataset (all three parts), for the memory estimate before anything is loaded
 N_EXAMPLES = {"digits": 1797, "mnist1d": 5000}
+
+
+def n_examples(args: argparse.Namespace) -> int:
+    """Examples in all three parts of ``args.dataset``: fixed, or counted in SHD's files (their labels)."""
+    if args.dataset in shd.FILES:
+        return shd.count(args.data_dir, args.dataset)
+    return N_EXAMPLES[args.dataset]
+
+
+def eval_batch(processes: int) -> int:
+    """:data:`EVAL_BATCH` rounded up to a multiple of ``processes`` (every batch is split over them)."""
+    return -(-EVAL_BATCH // processes) * processes
 
 
 def dataset_of(args: argparse.Namespace) -> str:
@@ -77,14 +101,43 @@ def settle_options(args: argparse.Namespace, parser: argparse.ArgumentParser, gi
     for option, value in DEFAULTS[args.dataset].items():
         if option not in given:
             setattr(args, option, value)
-    args.inputs, args.outputs = (64, 10) if args.dataset == "digits" else (2 * len(MNIST1D_LEVELS), 10)
-    if args.dataset == "mnist1d":
-        args.steps = 40
+    if args.batch % args.processes:
+        parser.error(f"--batch {args.batch}: must be a multiple of --processes {args.processes}")
+    if args.dataset in shd.FILES:
+        try:
+            shd.check_folder(args.data_dir, args.dataset)
+        except shd.SHDFormatError as error:
+            parser.error(f"--data-dir: {error}")
+        args.inputs, args.outputs = shd.N_CHANNELS, shd.N_CLASSES[args.dataset]
+    elif args.dataset == "digits":
+        args.inputs, args.outputs = 64, 10
+    else:
+        args.inputs, args.outputs, args.steps = 2 * len(MNIST1D_LEVELS), 10, 40
     args.rate = None
 
 
-def load_splits(dataset: str):
-    """The notebook's splits of ``dataset`` as values: :class:`helpers.realdata.Splits`."""
+def refuse_dataset_options(args: argparse.Namespace, parser: argparse.ArgumentParser) -> None:
+    """The options that belong to some datasets only, refused (or required) up front on every one:
+    ``--data-dir`` is for (and needed by) shd and ssc alone; ``--processes`` and ``--no-baselines``
+    are for the real datasets (the synthetic task trains full-batch in one process, with no baselines)."""
+    if args.dataset in shd.FILES:
+        if args.data_dir is None:
+            parser.error(f"--dataset {args.dataset} needs --data-dir DIR: {shd.where_from(args.dataset)}")
+    elif args.data_dir is not None:
+        parser.error(f"--data-dir: only for --dataset shd or ssc, not {args.dataset}")
+    if args.processes != 1 and dataset_of(args) == "random":
+        parser.error("--processes: only for the real datasets (digits, mnist1d, shd, ssc)")
+    if args.no_baselines and dataset_of(args) == "random":
+        parser.error("--no-baselines: only for the real datasets (digits, mnist1d, shd, ssc)")
+
+
+def load_splits(dataset: str, data_dir: Path | None = None, steps: int = 100):
+    """The splits of ``dataset``: the notebook's as values, or SHD's or SSC's from ``data_dir``
+    (spikes already, ``steps`` bins), as :class:`helpers.realdata.Splits`."""
+    if dataset in shd.FILES:
+        if data_dir is None:
+            raise ValueError(f"--dataset {dataset} needs --data-dir: {shd.where_from(dataset)}")
+        return shd.load(data_dir, dataset, dt_ms=DT_MS[dataset], steps=steps)
     if dataset == "digits":
         return realdata.load_digits()
     return realdata.load_mnist1d()
@@ -92,6 +145,8 @@ def load_splits(dataset: str):
 
 def encode(dataset: str, splits, steps: int):
     """The notebook's spike code of all three parts: :class:`~helpers.realdata.Splits` of spikes."""
+    if dataset in shd.FILES:  # spikes already
+        return splits
     if dataset == "digits":
         return realdata.encode_splits(splits, lambda x: realdata.latency_code(x, steps))
     return realdata.encode_splits(splits, lambda x: realdata.level_crossings(x, MNIST1D_LEVELS))
@@ -112,7 +167,7 @@ def baselines(dataset: str, splits, encoded) -> dict[str, dict]:
     from threadpoolctl import threadpool_limits
 
     labels = [part[1] for part in splits]
-    mlp_iter = MLP_MAX_ITER[dataset]
+    mlp_iter = MLP_MAX_ITER.get(dataset)  # (no MLP baseline for shd, ssc)
 
     def logistic(c, seed):
         return LogisticRegression(C=c, max_iter=LOGISTIC_MAX_ITER)
@@ -121,7 +176,11 @@ def baselines(dataset: str, splits, encoded) -> dict[str, dict]:
         return lambda alpha, seed: MLPClassifier(hidden, alpha=alpha, max_iter=mlp_iter, random_state=seed)
 
     pixels = [part[0] for part in splits]
-    if dataset == "digits":
+    candidates: dict[str, tuple]  # name -> (model maker, grid of penalties, the three parts' inputs)
+    if dataset in shd.FILES:  # spike counts per channel of the binned recordings
+        counts = [realdata.spike_counts(part[0]) for part in encoded]
+        candidates = {"logistic_regression_counts": (logistic, LOGISTIC_GRID, counts)}
+    elif dataset == "digits":
         counts = [realdata.spike_counts(part[0]) for part in encoded]
         candidates = {
             "logistic_regression_pixels": (logistic, LOGISTIC_GRID, pixels),

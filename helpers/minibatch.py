@@ -111,7 +111,13 @@ class MinibatchTrainer(TrainingCore):
     With ``data_parallel=True`` every batch is split along its examples over all local devices
     (``jax.devices()``; the batch size must be a multiple of their number), the weights are replicated,
     and XLA adds up the devices' gradients: the same losses as on one device, to rounding. To try it on
-    a CPU, start Python with ``XLA_FLAGS=--xla_force_host_platform_device_count=2``.
+    a CPU, start Python with ``XLA_FLAGS=--xla_force_host_platform_device_count=2``. Over many
+    processes, :class:`helpers.distributed.DataParallelTrainer` runs these same compiled programs on
+    batches gathered by each process (notebook 13).
+
+    Extension points of a data-parallel strategy (all on the host, around the same compiled epoch and
+    evaluation): :meth:`_place_split` (where a checked split lives), :meth:`_program_arguments` (what
+    the compiled programs take for an epoch's batches) and :meth:`_to_host` (their outputs as numpy).
     """
 
     def __init__(
@@ -148,10 +154,14 @@ class MinibatchTrainer(TrainingCore):
         return recorded["output"], recorded["spikes"]
 
     def _batch_input(self, data, idx):
-        """The spikes ``float [T, B, n_inputs]`` of the examples ``idx`` of a split (spikes or values)."""
+        """The spikes ``float [T, B, n_inputs]`` of the examples ``idx`` of a split (spikes or values),
+        or, for an epoch's batches gathered beforehand (``[n_batches, T, B, n_inputs]``, see
+        :meth:`_program_arguments`), of batch number ``idx``."""
         if data.ndim == 2:  # values: encode this batch now (fresh random spikes with a random encoder)
             assert self.encoder is not None  # _device_split refuses values without an encoder
             spikes = jnp.asarray(self.encoder(data[idx]), dtype=jnp.float32)
+        elif data.ndim == 4:  # batches gathered on the host: the idx-th
+            spikes = data[idx].astype(jnp.float32)
         else:
             spikes = data[:, idx].astype(jnp.float32)
         if self._mesh is not None:
@@ -221,7 +231,29 @@ class MinibatchTrainer(TrainingCore):
             self.net.check_input(data)
             n = data.shape[1]
         check_labels(labels, n, self.net.n_outputs)
+        return self._place_split(data, labels)
+
+    # -- where the data lives (a strategy over processes replaces these three) -----------------
+    def _place_split(self, data, labels):
+        """Where a checked split lives while training: here, whole, on the device."""
         return jnp.asarray(data), jnp.asarray(labels, dtype=jnp.int32)
+
+    def _program_arguments(self, split, indices: np.ndarray, mask: np.ndarray) -> tuple:
+        """The arguments of the compiled epoch or evaluation for the minibatches ``indices`` and
+        ``mask`` (``[n_batches, batch_size]``, :class:`EpochPlan`): here the split itself and the
+        indices, so that each batch is gathered on the device. A strategy may instead gather the
+        batches itself and pass ``(spikes [n_batches, T, B, n_inputs], labels [n_batches, B],
+        batch numbers [n_batches], mask)``: the compiled programs take either."""
+        spikes, labels = split
+        return spikes, labels, jnp.asarray(indices), jnp.asarray(mask)
+
+    def _pad_split(self, split, size: int):
+        """A placed split padded with zero examples up to ``size`` (whole batches), for evaluation."""
+        return _pad_examples(*split, size)
+
+    def _to_host(self, values):
+        """The outputs of a compiled program (a pytree of arrays) as numpy arrays."""
+        return jax.tree.map(np.asarray, values)
 
     def _check_batch_size(self, batch_size) -> int:
         batch_size = check_positive_int("batch_size", batch_size)
@@ -242,6 +274,7 @@ class MinibatchTrainer(TrainingCore):
         validation=None,
         eval_batch_size: int = 256,
         on_epoch: Callable[[dict], None] | None = None,
+        start_epoch: int = 0,
     ) -> dict:
         """Train for ``epochs`` passes over ``train = (spikes [T, N, n_inputs], labels int [N])`` (or
         values ``[N, n_inputs]`` with an encoder) in shuffled minibatches of ``batch_size`` (the
@@ -255,8 +288,18 @@ class MinibatchTrainer(TrainingCore):
         Raises :class:`FloatingPointError` if the loss diverges (NaN, infinite or huge) and warns with
         :class:`~helpers.LossBlowUpWarning` if the last epoch's loss ends far above the untrained loss
         (the first batch's, before any update) and ln C: the rules of :class:`~helpers.training.TrainingCore`.
+
+        ``start_epoch`` continues a run after that many epochs, its weights and optimiser state put
+        back (:func:`helpers.load_checkpoint`): ``epochs`` counts them too, the batches are those an
+        uninterrupted run draws from epoch ``start_epoch`` on (so are the losses), and the history
+        holds the epochs run now. The blow-up rule then needs the run's own untrained loss, which the
+        checkpoint's first loss holds (:meth:`~helpers.training.TrainingCore.blow_up`); this call
+        compares with its own first batch.
         """
         epochs = check_positive_int("epochs", epochs)
+        start_epoch = check_non_negative_int("start_epoch", start_epoch)
+        if start_epoch >= epochs:
+            raise ValueError(f"start_epoch={start_epoch} must be below epochs={epochs}")
         batch_size = self._check_batch_size(batch_size)
         spikes, labels = self._device_split(train, "train")
         plan = EpochPlan(labels.shape[0], batch_size, seed=seed)
@@ -265,9 +308,9 @@ class MinibatchTrainer(TrainingCore):
             val = self._device_split(validation, "validation")
             history |= {"val_loss": [], "val_accuracy": []}
         untrained = None
-        for epoch in range(epochs):
+        for epoch in range(start_epoch, epochs):
             indices, mask = plan.epoch(epoch)
-            losses = np.asarray(self._epoch(spikes, labels, jnp.asarray(indices), jnp.asarray(mask)))
+            losses = self._to_host(self._epoch(*self._program_arguments((spikes, labels), indices, mask)))
             if untrained is None:
                 untrained = float(losses[0])  # the first batch's loss, before any update
             real = mask.sum(axis=1)
@@ -292,19 +335,20 @@ class MinibatchTrainer(TrainingCore):
         ``hidden_counts float [N, n_hidden]`` (spikes of every hidden neuron on every example).
         """
         batch_size = self._check_batch_size(batch_size)
-        spikes, labels = self._device_split(split, "split")
-        n = labels.shape[0]
+        placed = self._device_split(split, "split")
+        n = placed[1].shape[0]
         indices, mask = EpochPlan(n, batch_size, shuffle=False).epoch(0)
         # the split is padded to whole batches (the padding is never indexed): splits of different
         # sizes but as many batches, such as a validation and a test split, share one compiled program
-        loss_sums, predictions, counts = self._evaluate(
-            *_pad_examples(spikes, labels, indices.size), jnp.asarray(indices), jnp.asarray(mask)
+        placed = self._pad_split(placed, indices.size)
+        loss_sums, predictions, counts = self._to_host(
+            self._evaluate(*self._program_arguments(placed, indices, mask))
         )
         predictions = np.asarray(predictions).reshape(-1)[:n]
         counts = np.asarray(counts).reshape(-1, counts.shape[-1])[:n]
         return {
             "loss": float(np.sum(loss_sums)) / n,
-            "accuracy": float(np.mean(predictions == np.asarray(labels))),
+            "accuracy": float(np.mean(predictions == np.asarray(placed[1]))),
             "predictions": predictions,
             "hidden_counts": counts,
         }

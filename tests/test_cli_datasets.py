@@ -17,7 +17,7 @@ import pytest
 
 import helpers
 import helpers.cli as cli_module
-from helpers import cli_datasets, runfolder
+from helpers import cli_datasets, runfolder, shd
 from helpers.cli import main as cli_main
 
 FILES = {"checkpoint.msgpack", "history.csv", "history.png", "run.json"}
@@ -28,8 +28,8 @@ def small(monkeypatch):
     """Real splits, cut to a few examples per part; cheap baselines."""
     real = cli_datasets.load_splits
 
-    def load(dataset):
-        splits = real(dataset)
+    def load(dataset, *where):
+        splits = real(dataset, *where)
         return helpers.realdata.Splits(
             *((x[:n], y[:n]) for (x, y), n in zip(splits, (96, 64, 64), strict=True))
         )
@@ -161,7 +161,7 @@ def test_help_names_the_datasets(capsys):
     with pytest.raises(SystemExit):
         cli_main(["train", "--help"])
     text = " ".join(capsys.readouterr().out.split())
-    assert "{random,digits,mnist1d}" in text and "does not support --resume" in text
+    assert "{random,digits,mnist1d,shd,ssc}" in text and "does not support --resume" in text
 
 
 # -- one command line: every dataset refuses the same cases before training ---------------------------
@@ -169,6 +169,7 @@ DATASET_ARGS = {
     "random": ["--steps", "10", "--batch", "4", "--epochs", "2"],
     "digits": ["--dataset", "digits", "--epochs", "2"],
     "mnist1d": ["--dataset", "mnist1d", "--epochs", "2"],
+    "shd": ["--dataset", "shd", "--epochs", "2"],  # and --data-dir: files in SHD's layout the test writes
 }
 
 
@@ -196,7 +197,7 @@ def _path_cases(tmp_path):
 @pytest.mark.parametrize(
     "case",
     ["out under a file", "out is a file", "out not writable", "out in /proc", "out holding other files",
-     "out a symbolic link", "full disk", "memory", "seed"],
+     "out a symbolic link", "full disk", "memory", "seed", "processes", "data-dir", "no-baselines"],
 )  # fmt: skip
 def test_every_dataset_refuses_before_training(dataset, case, tmp_path, capsys, monkeypatch):
     def no_training(*args, **kwargs):
@@ -205,6 +206,12 @@ def test_every_dataset_refuses_before_training(dataset, case, tmp_path, capsys, 
     monkeypatch.setattr(helpers.Trainer, "fit", no_training)
     monkeypatch.setattr(helpers.MinibatchTrainer, "fit", no_training)
     args, out, expected = list(DATASET_ARGS[dataset]), tmp_path / "new", None
+    if dataset == "shd":
+        data_dir = tmp_path / "shd_data"
+        data_dir.mkdir()
+        for name, n in (("shd_train.h5", 40), ("shd_test.h5", 20)):
+            shd.write_synthetic(data_dir / name, n, seed=n)
+        args += ["--data-dir", str(tmp_path / "nowhere" if case == "data-dir" else data_dir)]
     if case.startswith("out"):
         out, expected = _path_cases(tmp_path)[case]
     elif case == "full disk":
@@ -213,6 +220,23 @@ def test_every_dataset_refuses_before_training(dataset, case, tmp_path, capsys, 
     elif case == "memory":
         monkeypatch.setattr(cli_module, "available_memory", lambda: 16 * 1024)
         expected = "B of memory (estimate), more than the 16 KiB available"
+    elif case == "processes":  # the synthetic task trains in one process; a batch splits evenly
+        args += ["--processes", "3", "--batch", "4" if dataset == "random" else "32"]
+        expected = (
+            "--processes: only for the real datasets"
+            if dataset == "random"
+            else "--batch 32: must be a multiple of --processes 3"
+        )
+    elif case == "no-baselines" and dataset == "random":  # only the real datasets have baselines
+        args += ["--no-baselines"]
+        expected = "--no-baselines: only for the real datasets"
+    elif case == "no-baselines":  # accepted: the other refusals still come first
+        args += ["--no-baselines", "--seed", "4294967296"]
+        expected = "argument --seed: expected an integer from 0 to 2**32 - 1"
+    elif case == "data-dir":  # only for shd and ssc, where it must hold their files
+        if dataset != "shd":
+            args += ["--data-dir", str(tmp_path)]
+        expected = "no such folder" if dataset == "shd" else "--data-dir: only for --dataset shd or ssc"
     else:
         args += ["--seed", "4294967296"]
         expected = "argument --seed: expected an integer from 0 to 2**32 - 1"
