@@ -249,7 +249,8 @@ class MinibatchTrainer(TrainingCore):
 
     def _pad_split(self, split, size: int):
         """A placed split padded with zero examples up to ``size`` (whole batches), for evaluation."""
-        return _pad_examples(*split, size)
+        data, labels = split
+        return _pad_examples(data, labels, size)
 
     def _to_host(self, values):
         """The outputs of a compiled program (a pytree of arrays) as numpy arrays."""
