@@ -341,9 +341,9 @@ class MinibatchTrainer(TrainingCore):
         indices, mask = EpochPlan(n, batch_size, shuffle=False).epoch(0)
         # the split is padded to whole batches (the padding is never indexed): splits of different
         # sizes but as many batches, such as a validation and a test split, share one compiled program
-        placed = self._pad_split(placed, indices.size)
+        padded = self._pad_split(placed, indices.size)
         loss_sums, predictions, counts = self._to_host(
-            self._evaluate(*self._program_arguments(placed, indices, mask))
+            self._evaluate(*self._program_arguments(padded, indices, mask))
         )
         predictions = np.asarray(predictions).reshape(-1)[:n]
         counts = np.asarray(counts).reshape(-1, counts.shape[-1])[:n]
