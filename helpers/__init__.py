@@ -33,6 +33,12 @@ from helpers.model import (
     detach_reset,
     heaviside,
 )
+from helpers.online import (
+    LEARNING_RULES,
+    OnlineMinibatchTrainer,
+    OnlineTrainer,
+    per_step_cross_entropy,
+)
 from helpers.page import PAGE_PRINTED, run_page_recipe
 from helpers.plotting import (
     plot_confusion,
@@ -84,6 +90,10 @@ __all__ = [
     "EpochPlan",
     "MinibatchTrainer",
     "masked_cross_entropy",
+    "LEARNING_RULES",
+    "OnlineTrainer",
+    "OnlineMinibatchTrainer",
+    "per_step_cross_entropy",
     "plot_raster",
     "plot_network_activity",
     "plot_readout",
