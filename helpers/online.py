@@ -34,7 +34,15 @@ from helpers.readout import READOUTS
 from helpers.training import Trainer
 from helpers.validation import check_instance, check_one_of, check_positive_number, get_dt
 
-__all__ = ["LEARNING_RULES", "OnlineTrainer", "OnlineMinibatchTrainer", "per_step_cross_entropy"]
+__all__ = [
+    "LEARNING_RULES",
+    "OnlineTrainer",
+    "OnlineMinibatchTrainer",
+    "per_step_cross_entropy",
+    "compile_learner",
+    "check_online_network",
+    "cosine",
+]
 
 #: The learning rules by name: BPTT, and braintrace's online algorithms this network supports.
 #: ``pp_prop`` is braintrace's name of ES-D-RTRL.
@@ -239,7 +247,13 @@ class OnlineMinibatchTrainer(_OnlineMixin, MinibatchTrainer):
 
         return brainstate.transform.for_loop(step, spikes)
 
+    def _evaluate_fn(self, spikes, labels, indices, mask):
+        self.net.fresh_state(indices.shape[1])  # the loop over batches keeps the states' shapes
+        return super()._evaluate_fn(spikes, labels, indices, mask)
+
     def _epoch_fn(self, spikes, labels, indices, mask):
+        self.net.fresh_state(indices.shape[1])  # the loop over batches keeps the states' shapes
+
         def train_batch(batch):
             idx, m = batch
             grads, loss = self._per_step_grad(self._batch_input(spikes, idx), labels[idx], m)
