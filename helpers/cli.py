@@ -42,7 +42,9 @@ from helpers.validation import check_positive_int, check_positive_number, check_
 
 DATASETS = ("random", "digits", "mnist1d")
 #: what ``--resume`` takes from the checkpoint's ``extra`` record, besides the architecture and readout
-RUN_SETTINGS = ("dataset", "steps", "batch", "rate", "seed", "lr")
+RUN_SETTINGS = ("dataset", "steps", "batch", "rate", "seed", "lr", "learning")
+#: ``--learning``: BPTT, or an online rule of :mod:`helpers.online` (eligibility traces, braintrace)
+LEARNING = ("bptt", "d_rtrl", "es_d_rtrl")
 #: the files a run writes to ``--out``
 OUTPUT_FILES = ("checkpoint.msgpack", "losses.csv", "loss.png", "run.json")
 #: exit statuses: a diverged run or a failed write; bad options (argparse's); Ctrl-C (128 + SIGINT)
@@ -148,6 +150,12 @@ def build_parser(*, record_only_given: bool = False) -> argparse.ArgumentParser:
         help="Adam learning rate (digits: 1e-2, mnist1d: 2e-2)",
     )
     run.add_argument("--seed", type=_seed, default=default(0), help="seed of weights and data")
+    run.add_argument(
+        "--learning",
+        choices=LEARNING,
+        default=default("bptt"),
+        help="BPTT, or online learning with eligibility traces (notebook 14; per-step loss)",
+    )
     run.add_argument("--readout", choices=tuple(READOUTS), default=default("mean"), help="readout over time")
     run.add_argument("--out", type=_folder, default=default(Path("runs/train")), help="output folder")
     run.add_argument(
@@ -196,9 +204,10 @@ def _resume_settings(args: argparse.Namespace, parser: argparse.ArgumentParser, 
             continue
         value = extra[option]
         try:
-            if option == "dataset":
-                if value not in DATASETS:
-                    raise argparse.ArgumentTypeError(f"expected one of {list(DATASETS)}")
+            if option in ("dataset", "learning"):
+                choices = DATASETS if option == "dataset" else LEARNING
+                if value not in choices:
+                    raise argparse.ArgumentTypeError(f"expected one of {list(choices)}")
             else:
                 value = _SETTING_TYPES[option](str(value))
         except argparse.ArgumentTypeError as error:
@@ -337,11 +346,15 @@ def _build(args: argparse.Namespace, parser: argparse.ArgumentParser):
     brainstate.environ.set(dt=1.0 * u.ms)
     brainstate.random.seed(args.seed)
     try:
-        net = helpers.SNN(args.inputs, args.hidden, args.outputs)
+        online = args.learning != "bptt"
+        net = helpers.SNN(args.inputs, args.hidden, args.outputs, online=online)
         spikes, labels = helpers.poisson_dataset(args.steps, args.batch, args.inputs, args.rate * u.Hz)
         if args.outputs != 2:
             parser.error(f"--outputs {args.outputs}: the {args.dataset!r} dataset has 2 classes")
-        trainer = helpers.Trainer(net, lr=args.lr, readout_method=args.readout)
+        if online:
+            trainer = helpers.OnlineTrainer(net, args.learning, lr=args.lr, readout_method=args.readout)
+        else:
+            trainer = helpers.Trainer(net, lr=args.lr, readout_method=args.readout)
     except (ValueError, TypeError) as error:
         parser.error(str(error))
     return trainer, spikes, labels

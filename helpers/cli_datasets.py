@@ -192,7 +192,7 @@ def _write(args, checkpoint_trainer, history: dict, best: dict, summary: dict) -
 
     from helpers.cli import publish
 
-    extra = {k: summary["settings"][k] for k in ("dataset", "steps", "batch", "seed", "lr")}
+    extra = {k: summary["settings"][k] for k in ("dataset", "steps", "batch", "seed", "lr", "learning")}
     extra |= {"epochs": args.epochs, "best_epoch": best["epoch"]}
 
     def checkpoint(path: Path) -> None:
@@ -241,8 +241,12 @@ def train(args: argparse.Namespace, parser: argparse.ArgumentParser, given: dict
     encoded = encode(args.dataset, splits, args.steps)
     train_split, val_split, test_split = encoded
     brainstate.random.seed(args.seed)
-    net = helpers.SNN(args.inputs, args.hidden, args.outputs)
-    trainer = helpers.MinibatchTrainer(net, lr=args.lr, readout_method=args.readout)
+    online = args.learning != "bptt"  # online learning with eligibility traces (helpers.online)
+    net = helpers.SNN(args.inputs, args.hidden, args.outputs, online=online)
+    if online:
+        trainer = helpers.OnlineMinibatchTrainer(net, args.learning, lr=args.lr, readout_method=args.readout)
+    else:
+        trainer = helpers.MinibatchTrainer(net, lr=args.lr, readout_method=args.readout)
     try:
         history, best, (weights, opt_state) = _train(trainer, train_split, val_split, args)
     except FloatingPointError as error:

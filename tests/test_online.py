@@ -1,6 +1,8 @@
 """Online learning with braintrace (helpers.online): the same network, exact where D-RTRL must be exact,
 memory that does not grow with the number of steps, and clear errors."""
 
+import json
+
 import brainstate
 import brainunit as u
 import jax
@@ -9,6 +11,7 @@ import numpy as np
 import pytest
 
 import helpers
+from helpers.cli import main as cli_main
 from helpers.online import compile_learner, cosine
 
 N_IN, N_HIDDEN = 20, 8
@@ -82,6 +85,7 @@ def test_one_step_through_the_synapse_counts_the_step_twice(batch):
     np.testing.assert_allclose(online, 2 * bptt, rtol=1e-4, atol=1e-6 * np.abs(bptt).max())
 
 
+@pytest.mark.slow
 def test_approximate_gradients_point_the_same_way(batch):
     spikes, labels = batch
     bptt = gradient("bptt", spikes, labels)
@@ -89,6 +93,7 @@ def test_approximate_gradients_point_the_same_way(batch):
         assert 0.2 < cosine(gradient(learning, spikes, labels), bptt) < 1.0
 
 
+@pytest.mark.slow
 def test_memory_does_not_grow_with_steps():
     brainstate.environ.set(dt=1.0 * u.ms)
     temporaries = {}
@@ -140,3 +145,50 @@ def test_bad_names_and_unsupported_options_are_refused():
     trainer = helpers.OnlineTrainer(network(), "d_rtrl")
     with pytest.raises(ValueError, match="SpikeEvents"):
         trainer.prepare_input(helpers.spike_events(np.zeros((3, 2, N_IN), bool)))
+
+
+def read_losses(folder):
+    return (folder / "losses.csv").read_text().splitlines()[1:]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("learning", ["d_rtrl", "es_d_rtrl"])
+def test_command_line_trains_online_and_resumes_bit_identically(tmp_path, learning, capsys):
+    common = ["--steps", "30", "--batch", "8", "--rate", "20", "--lr", "0.01", "--no-progress"]
+    first = ["train", *common, "--learning", learning, "--epochs", "3", "--out", str(tmp_path / "a")]
+    assert cli_main(first) == 0
+    checkpoint = str(tmp_path / "a" / "checkpoint.msgpack")
+    resume = ["train", "--resume", checkpoint, "--epochs", "5", "--out", str(tmp_path / "b"), "--no-progress"]
+    assert cli_main(resume) == 0
+    straight = ["train", *common, "--learning", learning, "--epochs", "5", "--out", str(tmp_path / "c")]
+    assert cli_main(straight) == 0
+    assert read_losses(tmp_path / "b") == read_losses(tmp_path / "c")
+    assert read_losses(tmp_path / "b")[:3] == read_losses(tmp_path / "a")
+    assert json.loads((tmp_path / "b" / "run.json").read_text())["settings"]["learning"] == learning
+    capsys.readouterr()
+    with pytest.raises(SystemExit) as stop:  # the checkpoint's rule, not another
+        cli_main(
+            [
+                "train",
+                "--resume",
+                checkpoint,
+                "--epochs",
+                "5",
+                "--learning",
+                "bptt",
+                "--out",
+                str(tmp_path / "d"),
+            ]
+        )
+    assert stop.value.code == 2 and "--learning" in capsys.readouterr().err.splitlines()[-1]
+    with pytest.raises(SystemExit) as stop:
+        cli_main(["train", "--learning", "rtrl", "--out", str(tmp_path / "e")])
+    assert stop.value.code == 2 and "invalid choice: 'rtrl'" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_command_line_trains_digits_online(tmp_path, capsys):
+    args = ["train", "--dataset", "digits", "--learning", "d_rtrl", "--epochs", "1", "--hidden", "16"]
+    assert cli_main([*args, "--no-progress", "--out", str(tmp_path / "d")]) == 0
+    summary = json.loads((tmp_path / "d" / "run.json").read_text())
+    assert summary["settings"]["learning"] == "d_rtrl" and 0 <= summary["test_accuracy"] <= 1
