@@ -37,10 +37,12 @@ test-unit: env
 bench: env
 	$(PYTHON) -m benchmarks.bench
 
-## lint: ruff's checks and its formatting, as CI runs them
+## lint: ruff's checks and formatting, the import layers of helpers (import-linter) and mypy over helpers
 lint: env
 	$(VENV)/bin/ruff check helpers tests scripts benchmarks conftest.py docs/conf.py
 	$(VENV)/bin/ruff format --check helpers tests scripts benchmarks conftest.py docs/conf.py
+	$(VENV)/bin/lint-imports
+	$(VENV)/bin/mypy
 
 clean:
 	rm -rf $(VENV) docs/_build .pytest_cache

@@ -1,6 +1,46 @@
 """Shared code of the snn-tutorial notebooks: the model, the data, training and plotting.
 
 >>> from helpers import SNN, poisson_dataset, fit
+
+Notebooks import only from this face (``helpers.X``, and the namespaces ``helpers.realdata``,
+``helpers.selection`` and ``helpers.activity``). As d2l tags each function with the section that
+introduces it, the table names the notebook where each name first appears (README: the CLI and
+checkpoints).
+
+========  ==================================================================================
+notebook  names
+========  ==================================================================================
+01        SNN, default_input_scale, poisson_spikes, plot_network_activity, print_stack
+02        poisson_dataset, random_labels, dataset_fingerprint, plot_raster
+03        heaviside, detach_reset, READOUTS, readout, cross_entropy, Trainer, fit, fit_runs
+04        accuracy, count_compilations, CompilationLog, PAGE_PRINTED, run_page_recipe, plot_readout,
+          plot_loss, LossBlowUpWarning
+05        SwitchableSurrogate, check_answer
+06        pattern_dataset, timing_dataset, split_batch, plot_history
+07        TrainableTauLIF (and Trainer.reinitialize)
+08        SpikeEvents, spike_events, event_input
+09        realdata, selection, EpochPlan, MinibatchTrainer, masked_mean, confusion_matrix, plot_confusion
+11        activity
+14        OnlineTrainer, OnlineMinibatchTrainer, LEARNING_RULES, per_step_cross_entropy, cosine
+README    save_checkpoint, load_checkpoint, read_checkpoint, CheckpointError, TrainingCore,
+          TESTED_VERSIONS, stack_versions, check_stack, StackWarning
+========  ==================================================================================
+
+The modules form layers, each importing only from the layers below it (checked by import-linter in
+``make lint``; the contract is in pyproject.toml), so the package has no import cycle::
+
+    __main__
+    cli                                        the command line, one for every dataset
+    cli_datasets | runfolder                   real datasets' settings | the files a run writes
+    checkpoint | runs | online | page_recipe | exercises | selection
+                                               network + optimiser on disk | many runs (vmap) |
+                                               online learning (braintrace; a TrainingCore path) | ...
+    minibatch                                  minibatch training (a TrainingCore)
+    training                                   the training core and the full-batch Trainer
+    model | activity | realdata | synthetic | plotting
+    events | readout | diagnostics
+    validation | versions
+    arraytypes
 """
 
 from helpers.versions import check_stack as _check_stack
@@ -9,22 +49,14 @@ _check_stack()  # a clear error, before anything else, when the installed stack 
 
 from helpers import (
     activity,  # what spikes cost: helpers.activity.synaptic_operations, ...
-    datasets,  # real data and its spike codes: helpers.datasets.load_digits, ...
+    realdata,  # real data and its spike codes: helpers.realdata.load_digits, ...
+    selection,  # choices on validation: helpers.selection.fit_best_epoch, tune_on_validation
 )
 from helpers.checkpoint import CheckpointError, load_checkpoint, read_checkpoint, save_checkpoint
-from helpers.data import (
-    dataset_fingerprint,
-    pattern_dataset,
-    poisson_dataset,
-    poisson_spikes,
-    random_labels,
-    split_batch,
-    timing_dataset,
-)
 from helpers.diagnostics import CompilationLog, count_compilations
 from helpers.events import SpikeEvents, event_input, spike_events
 from helpers.exercises import check_answer
-from helpers.minibatch import EpochPlan, MinibatchTrainer, masked_cross_entropy
+from helpers.minibatch import EpochPlan, MinibatchTrainer
 from helpers.model import (
     SNN,
     SwitchableSurrogate,
@@ -37,9 +69,10 @@ from helpers.online import (
     LEARNING_RULES,
     OnlineMinibatchTrainer,
     OnlineTrainer,
+    cosine,
     per_step_cross_entropy,
 )
-from helpers.page import PAGE_PRINTED, run_page_recipe
+from helpers.page_recipe import PAGE_PRINTED, run_page_recipe
 from helpers.plotting import (
     plot_confusion,
     plot_history,
@@ -48,9 +81,18 @@ from helpers.plotting import (
     plot_raster,
     plot_readout,
 )
-from helpers.readout import READOUTS, confusion_matrix, cross_entropy, readout
+from helpers.readout import READOUTS, confusion_matrix, cross_entropy, masked_mean, readout
 from helpers.runs import fit_runs
-from helpers.training import LossBlowUpWarning, Trainer, accuracy, fit
+from helpers.synthetic import (
+    dataset_fingerprint,
+    pattern_dataset,
+    poisson_dataset,
+    poisson_spikes,
+    random_labels,
+    split_batch,
+    timing_dataset,
+)
+from helpers.training import LossBlowUpWarning, Trainer, TrainingCore, accuracy, fit
 from helpers.versions import TESTED_VERSIONS, StackWarning, check_stack, print_stack, stack_versions
 
 # (helpers.readout is the function; its module, helpers/readout.py, also holds accuracy_score)
@@ -77,6 +119,7 @@ __all__ = [
     "readout",
     "cross_entropy",
     "confusion_matrix",
+    "TrainingCore",
     "Trainer",
     "LossBlowUpWarning",
     "fit",
@@ -85,15 +128,17 @@ __all__ = [
     "count_compilations",
     "CompilationLog",
     "check_answer",
-    "datasets",
+    "realdata",
     "activity",
+    "selection",
     "EpochPlan",
     "MinibatchTrainer",
-    "masked_cross_entropy",
+    "masked_mean",
     "LEARNING_RULES",
     "OnlineTrainer",
     "OnlineMinibatchTrainer",
     "per_step_cross_entropy",
+    "cosine",
     "plot_raster",
     "plot_network_activity",
     "plot_readout",

@@ -1,7 +1,7 @@
 """What spikes cost: firing rates, silent and saturated neurons, synaptic operations, a rate penalty.
 
 Counts come as spikes per example and neuron, ``[N, n]`` (``MinibatchTrainer.evaluate`` returns them
-for the hidden layer as ``hidden_counts``; :func:`helpers.datasets.spike_counts` gives them for the input).
+for the hidden layer as ``hidden_counts``; :func:`helpers.realdata.spike_counts` gives them for the input).
 
 A **synaptic operation** (SynOp) is what one spike costs one synapse on event-driven hardware: the
 receiving neuron adds the synapse's weight to its input. A layer's SynOps per example are therefore its
@@ -18,6 +18,7 @@ import brainunit as u
 import jax.numpy as jnp
 import numpy as np
 
+from helpers.readout import masked_mean
 from helpers.validation import check_positive_int
 
 __all__ = [
@@ -119,7 +120,6 @@ def rate_penalty(strength: float):
     def penalty(hidden, mask):
         hidden = u.get_magnitude(hidden)
         per_example = jnp.sum(hidden, axis=(0, 2)) / hidden.shape[2]  # [B] spikes per neuron
-        weights = mask.astype(per_example.dtype)
-        return strength * jnp.sum(per_example * weights) / jnp.maximum(jnp.sum(weights), 1.0)
+        return strength * masked_mean(per_example, mask)
 
     return penalty

@@ -1,8 +1,14 @@
-"""Save and restore a training run: parameters, optimiser state and loss history.
+"""Save and restore a training run: a network, its optimiser's state and the loss history.
 
-Checkpoints are ``braintools.file`` msgpack files (written to a temporary file, then renamed, so a
-crash never leaves half a checkpoint). A checkpoint records the network's architecture
+A checkpoint holds a network and an optimiser (any ``braintools.optim`` optimiser), not a trainer:
+every training path (:class:`helpers.Trainer`, :class:`helpers.MinibatchTrainer`, the command line)
+saves and restores the same way. Stored: the network's parameters, the optimiser's own state dict
+(its moments and step count, learning rate), the epoch, the losses, the readout and plain ``extra``
+values. Checkpoints are ``braintools.file`` msgpack files (written to a temporary file, then renamed,
+so a crash never leaves half a checkpoint). A checkpoint records the network's architecture
 (:attr:`helpers.SNN.config`) and is only loaded into a network with the same one.
+
+Introduced in the README ("Train from the command line"); notebooks do not use it.
 """
 
 from __future__ import annotations
@@ -14,44 +20,60 @@ from typing import Any
 
 import brainstate
 import braintools
+import jax.numpy as jnp
 import numpy as np
 
 from helpers.arraytypes import Array
+from helpers.model import SNN
 from helpers.readout import READOUTS
-from helpers.training import Trainer
-from helpers.validation import check_instance, check_non_negative_int
+from helpers.validation import check_instance, check_non_negative_int, check_one_of
 
 __all__ = ["CheckpointError", "save_checkpoint", "load_checkpoint", "read_checkpoint"]
 
 FORMAT = "snn-tutorial-checkpoint"
-VERSION = 1
+VERSION = 2  # 2: the optimiser's state dict (with its step count) replaces version 1's bare opt_state
+
+#: the parts of ``braintools.optim.Optimizer.state_dict()`` a checkpoint keeps (its ``param_groups``
+#: repeat the weights, which ``params`` holds already)
+OPTIMIZER_KEYS = ("step_count", "lr", "base_lr", "opt_state")
 
 
 class CheckpointError(ValueError):
     """A file is not a checkpoint of ours, or does not match the network it is loaded into."""
 
 
-def _payload(trainer: Trainer) -> dict:
-    return {
-        "params": trainer.net.states(brainstate.ParamState),
-        "opt_state": trainer.optimizer.opt_state,
-    }
+def _check_pair(net, optimizer) -> None:
+    check_instance("net", net, SNN, "a helpers.SNN")
+    check_instance("optimizer", optimizer, braintools.optim.Optimizer, "a braintools.optim optimizer")
+    if getattr(optimizer, "opt_state", None) is None:
+        raise ValueError("optimizer has no state yet: register the network's weights with it first")
+
+
+def _payload(net: SNN, optimizer) -> dict:
+    """What a checkpoint restores: the parameter states and the optimiser's state dict."""
+    state = {k: optimizer.state_dict()[k] for k in OPTIMIZER_KEYS}
+    # a fresh optimiser counts with a Python 0, a trained one with an int32 array: store the array
+    state["step_count"] = jnp.asarray(state["step_count"], dtype=jnp.int32)
+    return {"params": net.states(brainstate.ParamState), "optimizer": state}
 
 
 def save_checkpoint(
     path: str | os.PathLike,
-    trainer: Trainer,
+    net: SNN,
+    optimizer,
     *,
     epoch: int,
     losses: Array | Sequence[float] | None = None,
+    readout_method: str = "mean",
     extra: dict[str, Any] | None = None,
 ) -> Path:
-    """Write the trainer's parameters, optimiser state, ``epoch`` and loss history to ``path``.
+    """Write ``net``'s parameters, ``optimizer``'s state dict, ``epoch`` and the loss history to ``path``.
 
-    ``extra`` is a dict of plain values (numbers, strings) stored alongside, e.g. the data settings.
-    Returns the path written.
+    ``readout_method`` is the readout the network was trained with (checked on load). ``extra`` is a
+    dict of plain values (numbers, strings) stored alongside, e.g. the data settings. Returns the path.
     """
-    check_instance("trainer", trainer, Trainer, "a helpers.Trainer")
+    _check_pair(net, optimizer)
+    check_one_of("readout_method", readout_method, READOUTS)
     epoch = check_non_negative_int("epoch", epoch)
     path = Path(path)
     if not path.parent.is_dir():
@@ -60,12 +82,12 @@ def save_checkpoint(
     target = {
         "format": FORMAT,
         "version": VERSION,
-        "config": dict(trainer.net.config),
-        "readout_method": trainer.readout_method,
+        "config": dict(net.config),
+        "readout_method": readout_method,
         "epoch": epoch,
         "losses": losses,
         "extra": dict(extra or {}),
-        **_payload(trainer),
+        **_payload(net, optimizer),
     }
     braintools.file.msgpack_save(str(path), target, overwrite=True)
     return path
@@ -85,7 +107,7 @@ def read_checkpoint(path: str | os.PathLike) -> dict[str, Any]:
     if not isinstance(raw, dict) or raw.get("format") != FORMAT:
         raise CheckpointError(f"{path} is a msgpack file but not an snn-tutorial checkpoint")
     missing = [
-        key for key in ("version", "config", "epoch", "losses", "params", "opt_state") if key not in raw
+        key for key in ("version", "config", "epoch", "losses", "params", "optimizer") if key not in raw
     ]
     if missing:
         raise CheckpointError(f"{path} lacks {', '.join(missing)}: it is incomplete")
@@ -99,15 +121,6 @@ def read_checkpoint(path: str | os.PathLike) -> dict[str, Any]:
     return raw
 
 
-#: the type of every field of :attr:`helpers.SNN.config` as a checkpoint stores it
-CONFIG_TYPES = {
-    "n_inputs": int, "n_hidden": int, "n_outputs": int, "tau_syn_ms": float, "tau_mem_ms": float,
-    "tau_out_ms": float, "v_threshold_mV": float, "input_scale": float, "surrogate": str,
-}  # fmt: skip
-#: fields of :attr:`helpers.SNN.config` present only when the option is set
-OPTIONAL_CONFIG_TYPES = {"recurrent": bool, "train_tau_mem": bool}
-
-
 def _kind(value) -> str:
     if isinstance(value, np.ndarray):
         return f"an array of shape {value.shape} and dtype {value.dtype}"
@@ -119,17 +132,9 @@ def _field_problem(raw: dict) -> str | None:
     config = raw["config"]
     if not isinstance(config, dict):
         return f"config must be a dict, got {_kind(config)}"
-    if not set(CONFIG_TYPES) <= set(config) <= set(CONFIG_TYPES) | set(OPTIONAL_CONFIG_TYPES):
-        return (
-            f"config must hold the keys {sorted(CONFIG_TYPES)} (and optionally "
-            f"{sorted(OPTIONAL_CONFIG_TYPES)}), got {sorted(config)}"
-        )
-    for key, kind in (CONFIG_TYPES | OPTIONAL_CONFIG_TYPES).items():
-        if key not in config:
-            continue
-        value = config[key]
-        if type(value) is not kind and not (kind is float and type(value) is int):
-            return f"config[{key!r}] must be {kind.__name__}, got {_kind(value)}"
+    for key, value in config.items():  # the network's config is checked against it on load
+        if not isinstance(key, str) or type(value) not in (str, int, float, bool):
+            return f"config[{key!r}] must be a plain value (number, string), got {_kind(value)}"
     epoch = raw["epoch"]
     if type(epoch) is not int or epoch < 0:
         return f"epoch must be a non-negative integer, got {_kind(epoch)}"
@@ -145,7 +150,7 @@ def _field_problem(raw: dict) -> str | None:
         for key, value in extra.items()
     ):
         return f"extra must be a dict of plain values (numbers, strings), got {_kind(extra)}"
-    for key in ("params", "opt_state"):
+    for key in ("params", "optimizer"):
         if not isinstance(raw[key], dict):
             return f"{key} must be a dict of arrays, got {_kind(raw[key])}"
     return None
@@ -184,36 +189,50 @@ def _mismatch(saved, expected, where: str) -> str | None:
     return None
 
 
-def load_checkpoint(path: str | os.PathLike, trainer: Trainer) -> dict[str, Any]:
-    """Restore parameters and optimiser state from ``path`` into ``trainer`` (in place).
+def load_checkpoint(
+    path: str | os.PathLike, net: SNN, optimizer, *, readout_method: str = "mean"
+) -> dict[str, Any]:
+    """Restore ``net``'s parameters and ``optimizer``'s state dict (step count included) from ``path``,
+    in place.
 
     Returns ``{"epoch": int, "losses": ndarray, "config": dict, "extra": dict}``. Raises
-    :class:`CheckpointError` when the checkpoint was saved from a different architecture or readout.
+    :class:`CheckpointError` when the checkpoint was saved from a network whose
+    :attr:`~helpers.SNN.config` differs from ``net``'s (the network's own config is the reference: a
+    field it lacks or has of another type counts as a difference), or with another readout.
     """
+    _check_pair(net, optimizer)
+    check_one_of("readout_method", readout_method, READOUTS)
     raw = read_checkpoint(path)
-    ours = trainer.net.config
+    ours = net.config
     saved = raw["config"]
+
+    def same(key) -> bool:
+        a, b = saved.get(key), ours.get(key)
+        kinds = {type(a), type(b)}
+        return a == b and (len(kinds) == 1 or kinds == {int, float})
+
     differences = [
         f"{key}: checkpoint {saved.get(key)!r}, network {ours.get(key)!r}"
         for key in [*ours, *(key for key in saved if key not in ours)]
-        if key not in ("surrogate",) and saved.get(key) != ours.get(key)
+        if key != "surrogate" and not same(key)
     ]
     if differences:
         raise CheckpointError(f"{path} was saved from another network ({'; '.join(differences)})")
-    if raw.get("readout_method", trainer.readout_method) != trainer.readout_method:
+    if raw.get("readout_method", readout_method) != readout_method:
         raise CheckpointError(
-            f"{path} was trained with the {raw['readout_method']!r} readout, this trainer uses "
-            f"{trainer.readout_method!r}"
+            f"{path} was trained with the {raw['readout_method']!r} readout, not the {readout_method!r} one"
         )
-    expected = braintools.file.msgpack_to_state_dict(_payload(trainer))
-    for key in ("params", "opt_state"):
+    payload = _payload(net, optimizer)
+    expected = braintools.file.msgpack_to_state_dict(payload)
+    for key in ("params", "optimizer"):
         problem = _mismatch(raw[key], expected[key], key)
         if problem:
             raise CheckpointError(f"{path} does not match the network's parameters: {problem}")
     try:
-        braintools.file.msgpack_load(str(path), target={**raw, **_payload(trainer)}, mismatch="error")
+        restored = braintools.file.msgpack_load(str(path), target={**raw, **payload}, mismatch="error")
     except ValueError as error:
         raise CheckpointError(f"{path} does not match the network's parameters: {error}") from None
+    optimizer.load_state_dict(restored["optimizer"])
     return {
         "epoch": raw["epoch"],
         "losses": np.asarray(raw["losses"], dtype=np.float64),

@@ -1,52 +1,48 @@
-"""Command-line trainer: ``python -m helpers train [options]``.
+"""Command-line trainer: ``python -m helpers train [options]``, one command line for every dataset.
 
-Trains the tutorial's network on its dataset, shows a progress bar with the current loss, and writes
-to ``--out``: ``losses.csv`` (epoch, loss), ``loss.png``, ``checkpoint.msgpack`` and ``run.json``
-(settings, results, versions). ``--resume CHECKPOINT`` continues a run to ``--epochs`` in total, with
-the architecture, readout, data settings, seed and learning rate stored in the checkpoint (naming other
-values for them is refused).
+Trains the tutorial's network on its dataset (the synthetic task full-batch, or ``--dataset digits``
+and ``mnist1d`` with minibatches, :mod:`helpers.cli_datasets`), shows a progress bar with the current
+loss, and writes the run folder ``--out`` (:mod:`helpers.runfolder`): ``checkpoint.msgpack``,
+``history.csv``, ``history.png`` and ``run.json`` (settings, results, versions). ``--resume
+CHECKPOINT`` continues a synthetic run to ``--epochs`` in total, with the architecture, readout, data
+settings, seed and learning rate stored in the checkpoint (naming other values for them is refused).
 
-Everything that can be checked before training is: the options, the checkpoint, that ``--out`` can be
-written and has room, and that the run fits in the machine's available memory (an estimate from the
-sizes, computed without allocating anything). The four files are written into a temporary folder
-beside ``--out`` and moved into place as a whole (a previous run there is swapped out atomically), so
-``--out`` holds either the previous run or the new one, complete, whatever moment a run is stopped.
-Ctrl-C ends the run with one line and exit status 130; bad options end with a usage message and 2.
+Whatever the dataset, everything that can be checked before training is: the options and seeds, the
+checkpoint, that ``--out`` can be written and has room, and that the run fits in the machine's
+available memory (an estimate from the sizes, computed without allocating anything). Every dataset
+has the same divergence rule (a NaN or huge loss stops the run; a loss that ends far above the
+untrained loss and ln C warns), the same Ctrl-C (one line, exit status 130; ``--out`` holds the
+previous run or the new one, complete) and the same run folder. Bad options end with a usage message
+and 2.
 """
 
 from __future__ import annotations
 
 import argparse
-import contextlib
-import csv
-import ctypes
-import errno
-import io
-import json
 import os
-import shutil
 import signal
 import sys
-import tempfile
 import threading
-from collections.abc import Callable, Iterator
+import warnings
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-import helpers
 from helpers import cli_datasets
+from helpers.checkpoint import CheckpointError, load_checkpoint, read_checkpoint
 from helpers.readout import READOUTS
+from helpers.runfolder import RUN_FILES, RunFolderError, check_folder, output_size, publish, run_files
+from helpers.runfolder import size_in_words as _size
 from helpers.validation import check_positive_int, check_positive_number, check_seed
+from helpers.versions import stack_versions
 
 DATASETS = ("random", "digits", "mnist1d")
 #: what ``--resume`` takes from the checkpoint's ``extra`` record, besides the architecture and readout
 RUN_SETTINGS = ("dataset", "steps", "batch", "rate", "seed", "lr", "learning")
 #: ``--learning``: BPTT, or an online rule of :mod:`helpers.online` (eligibility traces, braintrace)
 LEARNING = ("bptt", "d_rtrl", "es_d_rtrl")
-#: the files a run writes to ``--out``
-OUTPUT_FILES = ("checkpoint.msgpack", "losses.csv", "loss.png", "run.json")
 #: exit statuses: a diverged run or a failed write; bad options (argparse's); Ctrl-C (128 + SIGINT)
 EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 1, 2, 130
 
@@ -94,7 +90,8 @@ def build_parser(*, record_only_given: bool = False) -> argparse.ArgumentParser:
     train = commands.add_parser(
         "train",
         help="train the tutorial's spiking classifier",
-        description="Train the tutorial's spiking classifier with BPTT and Adam (defaults: the tutorial's). "
+        description="Train the tutorial's spiking classifier with BPTT and Adam (defaults: the tutorial's), "
+        "or online with eligibility traces (--learning d_rtrl or es_d_rtrl, notebook 14). "
         "--dataset digits or mnist1d trains with minibatches on real data, with the settings of notebook "
         "9 or 10 as defaults (the defaults shown are the random dataset's), keeps the best weights on "
         "validation and scores them once on the test split beside the notebook's baselines; it fixes "
@@ -154,7 +151,7 @@ def build_parser(*, record_only_given: bool = False) -> argparse.ArgumentParser:
         "--learning",
         choices=LEARNING,
         default=default("bptt"),
-        help="BPTT, or online learning with eligibility traces (notebook 14; per-step loss)",
+        help="BPTT, or online learning with eligibility traces (notebook 14; trains the per-step loss)",
     )
     run.add_argument("--readout", choices=tuple(READOUTS), default=default("mean"), help="readout over time")
     run.add_argument("--out", type=_folder, default=default(Path("runs/train")), help="output folder")
@@ -164,15 +161,6 @@ def build_parser(*, record_only_given: bool = False) -> argparse.ArgumentParser:
     run.add_argument("--no-progress", action="store_true", default=default(False), help="no progress bar")
     train.set_defaults(command_parser=train)
     return parser
-
-
-def _size(n_bytes: float) -> str:
-    """``n_bytes`` in words: ``"3.2 GiB"``."""
-    for unit in ("bytes", "KiB", "MiB", "GiB", "TiB", "PiB"):
-        if n_bytes < 1024 or unit == "PiB":
-            return f"{n_bytes:.0f} {unit}" if unit == "bytes" else f"{n_bytes:.3g} {unit}"
-        n_bytes /= 1024
-    raise AssertionError  # pragma: no cover
 
 
 # -- checks before training --------------------------------------------------------------------------
@@ -193,12 +181,17 @@ def _resume_settings(args: argparse.Namespace, parser: argparse.ArgumentParser, 
     if args.resume is None:
         return None
     try:
-        resume = helpers.read_checkpoint(args.resume)
-    except (OSError, helpers.CheckpointError) as error:
+        resume = read_checkpoint(args.resume)
+    except (OSError, CheckpointError) as error:
         parser.error(f"--resume: {error}")
     extra = resume.get("extra", {})
     config = resume["config"]
-    stored = {"inputs": config["n_inputs"], "hidden": config["n_hidden"], "outputs": config["n_outputs"]}
+    stored = {}
+    for option, key in (("inputs", "n_inputs"), ("hidden", "n_hidden"), ("outputs", "n_outputs")):
+        try:
+            stored[option] = _positive_int(str(config.get(key)))
+        except argparse.ArgumentTypeError as error:
+            parser.error(f"--resume: the checkpoint's {key} is {config.get(key)!r}: {error}")
     for option in RUN_SETTINGS:
         if option not in extra:
             continue
@@ -285,18 +278,35 @@ def training_memory(
     return parts
 
 
-def _output_size(args: argparse.Namespace) -> int:
-    """Bytes the four output files take, generously: checkpoint, one CSV row per epoch, PNG, JSON."""
-    params = args.inputs * args.hidden + args.hidden + args.hidden * args.outputs + args.outputs
-    return 3 * 4 * params * 2 + 8 * args.epochs + 32 * args.epochs + 512 * 1024
+def minibatch_memory(
+    steps: int, n_examples: int, batch: int, inputs: int, hidden: int, outputs: int
+) -> dict[str, float]:
+    """The estimate of :func:`training_memory` for minibatch training on a real dataset: ``data`` (the
+    whole encoded dataset, 0/1 spikes of one byte, held on the host and on the device), ``step`` (one
+    compiled minibatch or evaluation batch: BPTT's states for every step and example, its input as
+    floats, the parameters with gradients and Adam's moments) and ``total``."""
+    params = inputs * hidden + hidden + hidden * outputs + outputs
+    rows = max(batch, cli_datasets.EVAL_BATCH)
+    parts = {
+        "data": 2.0 * steps * n_examples * inputs,
+        "step": steps * rows * (16 * hidden + 8 * outputs + 4 * inputs + 16) + 24 * params,
+    }
+    parts["total"] = parts["data"] + parts["step"]
+    return parts
 
 
-def _check_resources(args: argparse.Namespace, parser: argparse.ArgumentParser) -> Path:
-    """Before training: refuse sizes whose memory estimate exceeds the available memory, and an ``--out``
-    that cannot be written or lacks room. Returns ``--out`` as an absolute path."""
-    memory = training_memory(
-        args.steps, args.batch, args.inputs, args.hidden, args.outputs, args.rate, args.epochs
-    )["total"]
+def _check_memory(args: argparse.Namespace, parser: argparse.ArgumentParser, n_examples: int | None) -> None:
+    """Refuse, before anything is drawn or encoded, sizes whose memory estimate exceeds the available
+    memory: :func:`training_memory` for the synthetic task, :func:`minibatch_memory` for a dataset of
+    ``n_examples``."""
+    if n_examples is None:
+        memory = training_memory(
+            args.steps, args.batch, args.inputs, args.hidden, args.outputs, args.rate, args.epochs
+        )["total"]
+    else:
+        memory = minibatch_memory(args.steps, n_examples, args.batch, args.inputs, args.hidden, args.outputs)[
+            "total"
+        ]
     available = available_memory()
     if available is not None and memory > available:
         parser.error(
@@ -304,270 +314,231 @@ def _check_resources(args: argparse.Namespace, parser: argparse.ArgumentParser) 
             f"training needs about {_size(memory)} of memory (estimate), more than the "
             f"{_size(available)} available; use fewer steps, a smaller batch or fewer neurons"
         )
-    out = Path(os.path.abspath(args.out))
+
+
+def _check_out(args: argparse.Namespace, parser: argparse.ArgumentParser) -> Path:
+    """Refuse an ``--out`` that cannot take the run folder (:func:`helpers.runfolder.check_folder`);
+    return it as an absolute path."""
+    params = args.inputs * args.hidden + args.hidden + args.hidden * args.outputs + args.outputs
     try:
-        if out.parent == out:
-            parser.error(f"--out {args.out}: give a folder below the root")
-        if out.is_symlink():  # the swap would replace the link, not the folder it points to
-            parser.error(f"--out {args.out}: is a symbolic link; give the folder it points to")
-        if out.exists():
-            if not out.is_dir():
-                parser.error(f"--out {args.out}: exists and is not a folder")
-            others = sorted(path.name for path in out.iterdir() if path.name not in OUTPUT_FILES)
-            if others:
-                shown = ", ".join(others[:3]) + (", ..." if len(others) > 3 else "")
-                parser.error(
-                    f"--out {args.out}: the folder holds other files ({shown}); give an empty or new "
-                    f"folder, or one holding a previous run ({', '.join(OUTPUT_FILES)}), which is replaced"
+        return check_folder(args.out, output_size(params, args.epochs))
+    except RunFolderError as error:
+        parser.error(f"--out {args.out}: {error}")
+
+
+# -- the two kinds of data: what differs ---------------------------------------------------------------
+class _Synthetic:
+    """The synthetic task (notebooks 1-4): Poisson spikes with random labels, trained full-batch."""
+
+    def __init__(self, args, parser, given):
+        self.resume = _resume_settings(args, parser, given)
+        self.args = args
+
+    def check_memory(self, parser):
+        _check_memory(self.args, parser, None)
+
+    def build(self, parser):
+        import brainstate
+        import brainunit as u
+
+        from helpers.model import SNN
+        from helpers.online import OnlineTrainer
+        from helpers.synthetic import poisson_dataset
+        from helpers.training import Trainer
+
+        args = self.args
+        brainstate.random.seed(args.seed)
+        try:
+            net = SNN(args.inputs, args.hidden, args.outputs, online=args.learning != "bptt")
+            self.spikes, self.labels = poisson_dataset(args.steps, args.batch, args.inputs, args.rate * u.Hz)
+            if args.outputs != 2:
+                parser.error(f"--outputs {args.outputs}: the {args.dataset!r} dataset has 2 classes")
+            if args.learning == "bptt":
+                self.trainer = Trainer(net, lr=args.lr, readout_method=args.readout)
+            else:
+                self.trainer = OnlineTrainer(net, args.learning, lr=args.lr, readout_method=args.readout)
+        except (ValueError, TypeError) as error:
+            parser.error(str(error))
+        self.start, self.history = 0, np.empty(0)
+        if self.resume is not None:
+            try:
+                restored = load_checkpoint(
+                    args.resume, net, self.trainer.optimizer, readout_method=args.readout
                 )
-        existing = out.parent
-        while not existing.exists():
-            existing = existing.parent
-        if not existing.is_dir():
-            parser.error(f"--out {args.out}: {existing} is a file, not a folder")
-        with tempfile.TemporaryFile(dir=existing, prefix=".snn-write-test-"):
-            pass
-        free, needed = shutil.disk_usage(existing).free, _output_size(args)
-    except OSError as error:
-        parser.error(f"--out {args.out}: cannot write there ({error.strerror or error})")
-    if free < needed:
-        parser.error(
-            f"--out {args.out}: the outputs need about {_size(needed)} but {existing} has {_size(free)} free"
-        )
-    return out
+            except (OSError, CheckpointError) as error:
+                parser.error(f"--resume: {error}")
+            self.start, self.history = restored["epoch"], restored["losses"]
+        return self.trainer
+
+    def fit(self, on_epoch):
+        trainer, args = self.trainer, self.args
+        new = trainer.fit(self.spikes, self.labels, args.epochs - self.start, on_epoch=on_epoch)
+        losses = np.concatenate([self.history, new])
+        self.history_rows = {"epoch": np.arange(1, args.epochs + 1), "train_loss": losses}
+        self.accuracy = trainer.accuracy(self.spikes, self.labels)
+        return losses, float(losses[0])  # the history and its untrained loss
+
+    def files(self, summary):
+        args = self.args
+        summary |= {
+            "resumed_from_epoch": self.start if self.resume is not None else None,
+            "final_loss": float(self.history_rows["train_loss"][-1]),
+            "train_accuracy": self.accuracy,
+        }
+        return dict(
+            history=self.history_rows, summary=summary, checkpoint_epoch=args.epochs,
+            extra={k: getattr(args, k) for k in RUN_SETTINGS},
+            title=f"{args.hidden} hidden LIF neurons, lr {args.lr:g}, seed {args.seed}",
+        )  # fmt: skip
+
+    def report(self):
+        losses = self.history_rows["train_loss"]
+        accuracy, readout = self.accuracy, self.args.readout
+        return [f"final loss {losses[-1]:.4f}, training accuracy {accuracy:.4f} ({readout} readout)"]
 
 
-# -- training ----------------------------------------------------------------------------------------
-def _build(args: argparse.Namespace, parser: argparse.ArgumentParser):
-    """The network, its trainer and the dataset the options describe: ``(trainer, spikes, labels)``."""
-    import brainstate
-    import brainunit as u
+class _RealData:
+    """A real dataset (notebooks 9 and 10): minibatches, the best epoch on validation kept and scored
+    once on test, beside the notebook's baselines."""
 
-    brainstate.environ.set(dt=1.0 * u.ms)
-    brainstate.random.seed(args.seed)
-    try:
-        online = args.learning != "bptt"
-        net = helpers.SNN(args.inputs, args.hidden, args.outputs, online=online)
-        spikes, labels = helpers.poisson_dataset(args.steps, args.batch, args.inputs, args.rate * u.Hz)
-        if args.outputs != 2:
-            parser.error(f"--outputs {args.outputs}: the {args.dataset!r} dataset has 2 classes")
-        if online:
-            trainer = helpers.OnlineTrainer(net, args.learning, lr=args.lr, readout_method=args.readout)
+    def __init__(self, args, parser, given):
+        cli_datasets.settle_options(args, parser, given)
+        self.args = args
+
+    def check_memory(self, parser):
+        _check_memory(self.args, parser, cli_datasets.N_EXAMPLES[self.args.dataset])
+
+    def build(self, parser):
+        import brainstate
+
+        from helpers.minibatch import MinibatchTrainer
+        from helpers.model import SNN
+        from helpers.online import OnlineMinibatchTrainer
+
+        args = self.args
+        self.splits = cli_datasets.load_splits(args.dataset)
+        self.encoded = cli_datasets.encode(args.dataset, self.splits, args.steps)
+        brainstate.random.seed(args.seed)
+        net = SNN(args.inputs, args.hidden, args.outputs, online=args.learning != "bptt")
+        if args.learning == "bptt":
+            self.trainer = MinibatchTrainer(net, lr=args.lr, readout_method=args.readout)
         else:
-            trainer = helpers.Trainer(net, lr=args.lr, readout_method=args.readout)
-    except (ValueError, TypeError) as error:
-        parser.error(str(error))
-    return trainer, spikes, labels
+            self.trainer = OnlineMinibatchTrainer(net, args.learning, lr=args.lr, readout_method=args.readout)
+        return self.trainer
+
+    def fit(self, on_epoch):
+        trainer, args = self.trainer, self.args
+        train, val, test = self.encoded
+        self.best = {"epoch": 0, "val_accuracy": -1.0}
+
+        def keep_best(row):
+            if row["val_accuracy"] > self.best["val_accuracy"]:  # the first of equally good epochs
+                self.best = {k: row[k] for k in ("epoch", "val_accuracy", "val_loss")}
+                self.best_state = (trainer.weights(), trainer.optimizer.state_dict())
+            on_epoch(row | {"best": self.best["val_accuracy"]})
+
+        self.history_rows = trainer.fit(
+            train, args.epochs, args.batch, seed=args.seed, validation=val,
+            eval_batch_size=cli_datasets.EVAL_BATCH, on_epoch=keep_best,
+        )  # fmt: skip
+        weights, optimizer_state = self.best_state
+        trainer.load_weights(weights)
+        trainer.optimizer.load_state_dict(optimizer_state)
+        self.test = trainer.evaluate(test, cli_datasets.EVAL_BATCH)  # once, with the best weights
+        self.baselines = cli_datasets.baselines(args.dataset, self.splits, self.encoded)
+        return self.history_rows["train_loss"], trainer.untrained_loss
+
+    def files(self, summary):
+        args, best, history = self.args, self.best, self.history_rows
+        summary |= {
+            "dataset": args.dataset,
+            "split_sizes": self.splits.sizes(),
+            "best_epoch": best["epoch"],
+            "validation_accuracy": best["val_accuracy"],
+            "validation_loss": best["val_loss"],
+            "final_validation_accuracy": float(history["val_accuracy"][-1]),
+            "final_train_loss": float(history["train_loss"][-1]),
+            "test_accuracy": self.test["accuracy"],
+            "test_loss": self.test["loss"],
+            "baselines": self.baselines,
+        }
+        extra = {k: getattr(args, k) for k in ("dataset", "steps", "batch", "seed", "lr", "learning")}
+        return dict(
+            history=history, summary=summary, checkpoint_epoch=best["epoch"], marker=best["epoch"],
+            extra=extra | {"epochs": args.epochs, "best_epoch": best["epoch"]},
+            title=f"{args.dataset}: {args.hidden} hidden LIF neurons, lr {args.lr:g}, seed {args.seed}",
+        )  # fmt: skip
+
+    def report(self):
+        best = self.best
+        lines = [
+            f"best validation accuracy {best['val_accuracy']:.4f} "
+            f"(epoch {best['epoch']} of {self.args.epochs}); "
+            f"test accuracy {self.test['accuracy']:.4f} with its weights"
+        ]
+        return lines + [
+            f"baseline {name}: penalty {b['setting']:g} chosen on validation "
+            f"({b['validation_accuracy']:.4f}), test accuracy {b['test_accuracy']:.4f}"
+            for name, b in self.baselines.items()
+        ]
 
 
-def _train_with_progress(
-    trainer, spikes, labels, history: np.ndarray, start_epoch: int, epochs: int, quiet: bool
-) -> list[float]:
-    """Continue training from ``start_epoch`` to ``epochs``, one step at a time so that the progress
-    bar shows every epoch's loss; return ``history`` followed by the new losses. Raises
-    :class:`FloatingPointError` (with the epoch) if the loss becomes NaN or infinite."""
-    from tqdm.auto import tqdm
-
-    data = trainer.prepare_input(spikes)  # convert to events once, not every epoch
-    losses = list(history)
-    with tqdm(
-        range(start_epoch + 1, epochs + 1),
-        desc="training",
-        unit="epoch",
-        disable=quiet,
-        file=sys.stderr,
-        initial=start_epoch,
-        total=epochs,
-    ) as progress:
-        for epoch in progress:
-            losses.append(trainer.step(data, labels))
-            trainer.check_finite(np.asarray(losses[-1:]), first_epoch=epoch)
-            progress.set_postfix(loss=f"{losses[-1]:.4f}", refresh=False)
-    return losses
-
-
-# -- writing: a whole folder at once -----------------------------------------------------------------
-# Every change to the file system goes through the five functions below, so that a test can stop the
-# writing after any one of them and check that --out holds one complete run.
-def _write_file(path: Path, content: bytes | Callable[[Path], Any]) -> None:
-    """Write ``content`` (bytes, or a function that writes the file at a path) and flush it to disk."""
-    if callable(content):
-        content(path)
-    else:
-        path.write_bytes(content)
-    with open(path, "rb") as stream:
-        os.fsync(stream.fileno())
-
-
-def _rename(source: Path, target: Path) -> None:
-    os.rename(source, target)
-
-
-def _exchange(a: Path, b: Path) -> bool:
-    """Swap two existing paths in one atomic step (Linux ``renameat2(RENAME_EXCHANGE)``); ``False``
-    where the system or file system cannot (then the caller renames twice)."""
-    if not sys.platform.startswith("linux"):
-        return False
-    try:
-        renameat2 = ctypes.CDLL(None, use_errno=True).renameat2
-    except (OSError, AttributeError):
-        return False
-    renameat2.argtypes = [ctypes.c_int, ctypes.c_char_p, ctypes.c_int, ctypes.c_char_p, ctypes.c_uint]
-    at_fdcwd, rename_exchange = -100, 2
-    if renameat2(at_fdcwd, os.fsencode(a), at_fdcwd, os.fsencode(b), rename_exchange) == 0:
-        return True
-    code = ctypes.get_errno()
-    if code in (errno.ENOSYS, errno.EINVAL, errno.EOPNOTSUPP, errno.ENOTSUP, errno.EPERM):
-        return False
-    raise OSError(code, os.strerror(code), str(b))
-
-
-def _make_folder(path: Path) -> None:
-    os.mkdir(path)
-
-
-def _remove_tree(path: Path) -> None:
-    shutil.rmtree(path)
-
-
-@contextlib.contextmanager
-def _interrupts_deferred() -> Iterator[None]:
-    """Hold a Ctrl-C back until the block is done (the swap of the folders), then raise it."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-    received = []
-    previous = signal.signal(signal.SIGINT, lambda *_: received.append(True))
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGINT, previous if previous is not None else signal.default_int_handler)
-        if received:
-            raise KeyboardInterrupt
-
-
-def publish(out: Path, contents: dict[str, bytes | Callable[[Path], Any]]) -> None:
-    """Make ``out`` a folder holding exactly ``contents`` (file name -> bytes, or a function writing the
-    file at a path), replacing a previous one as a whole.
-
-    The files are written into a temporary sibling folder, flushed to disk, then moved into place: if
-    ``out`` exists, the two folders are swapped in one atomic step (Linux), or, elsewhere, ``out`` is
-    renamed aside and the new folder renamed in (rolled back if that fails). A Ctrl-C during the swap
-    is held back until it is done. Then the old folder is deleted. Whenever this stops, ``out`` holds
-    the old run or the new one, complete, and nothing else is left beside it (folders created for it
-    are removed again if it was not written).
-    """
-    created: list[Path] = []
-    staging = aside = None
-    try:
-        for folder in reversed([out.parent, *out.parent.parents]):
-            if not folder.exists():
-                created.append(folder)  # before: an interrupt right after mkdir still removes it
-                _make_folder(folder)
-        staging = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}.new-"))
-        aside = staging.with_name(staging.name.replace(".new-", ".old-", 1))
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(staging, 0o777 & ~umask)  # mkdtemp makes the folder private; give it normal rights
-        for name, content in contents.items():
-            _write_file(staging / name, content)
-        with _interrupts_deferred():
-            if not out.exists():
-                _rename(staging, out)
-            elif not _exchange(staging, out):  # no atomic swap here: rename out aside, the new one in
-                _rename(out, aside)
-                _rename(staging, out)
-        for old in (staging, aside):  # after a swap, staging holds the old run; after two renames, aside
-            if old.exists():
-                _remove_tree(old)
-    except BaseException:
-        if aside is not None and aside.exists() and not out.exists():
-            os.rename(aside, out)  # roll back: the old run stays
-        for leftover in (staging, aside):
-            if leftover is not None:
-                shutil.rmtree(leftover, ignore_errors=True)
-        if not out.exists():
-            for folder in reversed(created):
-                with contextlib.suppress(OSError):
-                    folder.rmdir()
-        raise
-
-
-def _outputs(args: argparse.Namespace, trainer, losses: list, accuracy: float, resumed_from) -> dict:
-    """The four output files: name -> bytes (or, for the checkpoint, a function that writes it)."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    settings = {
-        k: (str(v) if isinstance(v, Path) else v)
-        for k, v in vars(args).items()
-        if k not in ("command", "command_parser")
-    }
-    extra = {k: settings[k] for k in RUN_SETTINGS}
-
-    def checkpoint(path: Path) -> None:
-        helpers.save_checkpoint(path, trainer, epoch=args.epochs, losses=np.asarray(losses), extra=extra)
-
-    table = io.StringIO()
-    writer = csv.writer(table, lineterminator="\n")
-    writer.writerow(["epoch", "loss"])
-    writer.writerows((epoch, f"{loss:.8g}") for epoch, loss in enumerate(losses, start=1))
-
-    fig, ax = plt.subplots(figsize=(6.5, 3.5))
-    helpers.plot_loss(losses, ax=ax, log=True)
-    ax.set_title(f"{args.hidden} hidden LIF neurons, lr {args.lr:g}, seed {args.seed}")
-    fig.tight_layout()
-    image = io.BytesIO()
-    fig.savefig(image, format="png", dpi=100)
-    plt.close(fig)
-
-    summary = {
-        "settings": settings,
-        "epochs": args.epochs,
-        "resumed_from_epoch": resumed_from,
-        "final_loss": losses[-1],
-        "train_accuracy": accuracy,
-        "readout": args.readout,
-        "versions": helpers.stack_versions(),
-    }
-    return {
-        "checkpoint.msgpack": checkpoint,
-        "losses.csv": table.getvalue().encode(),
-        "loss.png": image.getvalue(),
-        "run.json": (json.dumps(summary, indent=2) + "\n").encode(),
-    }
-
-
+# -- the command ---------------------------------------------------------------------------------------
 def _out_of_memory(error: BaseException) -> bool:
     return isinstance(error, MemoryError) or "RESOURCE_EXHAUSTED" in str(error)
 
 
+class _InterruptsIgnored:
+    """Ignore Ctrl-C inside the block (the lines printed after the run folder is complete)."""
+
+    def __enter__(self):
+        self.previous = None
+        if threading.current_thread() is threading.main_thread():
+            self.previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+    def __exit__(self, *exc):
+        if self.previous is not None:
+            signal.signal(signal.SIGINT, self.previous)
+
+
 def train(args: argparse.Namespace, parser: argparse.ArgumentParser, given: dict | None = None) -> int:
-    """The ``train`` command: options (or a checkpoint) -> checks -> training with a progress bar -> files.
+    """The ``train`` command, the same for every dataset: options (or a checkpoint) -> checks (memory,
+    ``--out``) -> training with a progress bar -> the run folder.
 
-    Returns the exit status: 0, or 1 if training diverged or the files could not be written (then
-    ``--out`` is left as it was). ``given`` holds the options named on the command line.
+    Returns the exit status: 0; 1 if training diverged, ran out of memory or the files could not be
+    written (then ``--out`` is left as it was); 130 on Ctrl-C. ``given`` holds the options named on
+    the command line.
     """
-    if cli_datasets.dataset_of(args) != "random":  # digits, mnist1d: minibatch training on real data
-        return cli_datasets.train(args, parser, given or {})
-    resume = _resume_settings(args, parser, given or {})
-    out = _check_resources(args, parser)
-    trainer, spikes, labels = _build(args, parser)
+    import brainstate
+    import brainunit as u
+    from tqdm.auto import tqdm
 
-    start_epoch, history = 0, np.empty(0)
-    if resume is not None:
-        try:
-            restored = helpers.load_checkpoint(args.resume, trainer)
-        except (OSError, helpers.CheckpointError) as error:
-            parser.error(f"--resume: {error}")
-        start_epoch, history = restored["epoch"], restored["losses"]
+    from helpers.training import LossBlowUpWarning
+
+    given = given or {}
+    kind = _Synthetic if cli_datasets.dataset_of(args) == "random" else _RealData
+    run = kind(args, parser, given)  # settles and checks the options (and a checkpoint)
+    run.check_memory(parser)  # before the size of the outputs: a size beyond memory is named as such
+    out = _check_out(args, parser)
+    brainstate.environ.set(dt=1.0 * u.ms)
+    trainer = run.build(parser)
+    start = getattr(run, "start", 0)
     try:
-        losses = _train_with_progress(
-            trainer, spikes, labels, history, start_epoch, args.epochs, quiet=args.no_progress
-        )
-        accuracy = trainer.accuracy(spikes, labels)
+        with (
+            tqdm(total=args.epochs, initial=start, desc="training", unit="epoch", disable=args.no_progress,
+                 file=sys.stderr) as progress,
+            warnings.catch_warnings(record=True) as caught,
+        ):  # fmt: skip
+            warnings.simplefilter("always", LossBlowUpWarning)
+
+            def on_epoch(row: dict) -> None:
+                progress.update(1)
+                shown = {"loss": f"{row['train_loss']:.4f}"}
+                if "val_accuracy" in row:
+                    shown |= {"val_acc": f"{row['val_accuracy']:.4f}", "best": f"{row['best']:.4f}"}
+                progress.set_postfix(shown, refresh=False)
+
+            losses, untrained = run.fit(on_epoch)
     except FloatingPointError as error:
         print(f"error: {error}; nothing was written", file=sys.stderr)
         return EXIT_FAILED
@@ -580,19 +551,34 @@ def train(args: argparse.Namespace, parser: argparse.ArgumentParser, given: dict
             file=sys.stderr,
         )
         return EXIT_FAILED
-    warning = trainer.blow_up(losses)
+    for warning in caught:
+        if not issubclass(warning.category, LossBlowUpWarning):
+            warnings.warn_explicit(warning.message, warning.category, warning.filename, warning.lineno)
+    warning = trainer.blow_up(losses, untrained)  # the one rule, over the whole run (resumed included)
     if warning:
         print(f"warning: {warning}", file=sys.stderr)
 
-    contents = _outputs(args, trainer, losses, accuracy, start_epoch if resume is not None else None)
-    args.writing = True  # for the message of a Ctrl-C from here on (see main)
+    settings = {
+        k: (str(v) if isinstance(v, Path) else v)
+        for k, v in vars(args).items()
+        if k not in ("command", "command_parser") and v is not None
+    }
+    summary = {"settings": settings, "epochs": args.epochs}
+    parts = run.files(summary)
+    summary |= {"readout": args.readout, "versions": stack_versions()}
+    contents = run_files(net=trainer.net, optimizer=trainer.optimizer, readout_method=args.readout, **parts)
     try:
         publish(out, contents)
+        with _InterruptsIgnored():
+            for line in run.report():
+                print(line)
+            print(f"wrote {', '.join(RUN_FILES)} to {args.out}")
     except OSError as error:
         print(f"error: could not write to {args.out} ({error}); it was left as it was", file=sys.stderr)
         return EXIT_FAILED
-    print(f"final loss {losses[-1]:.4f}, training accuracy {accuracy:.4f} ({args.readout} readout)")
-    print(f"wrote losses.csv, loss.png, checkpoint.msgpack and run.json to {args.out}")
+    except KeyboardInterrupt:
+        print(f"interrupted: {args.out} holds the previous run or the new one, complete", file=sys.stderr)
+        return EXIT_INTERRUPTED
     return 0
 
 
@@ -608,11 +594,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "train":
             return train(args, args.command_parser, _given_options(argv))
     except KeyboardInterrupt:
-        if getattr(args, "writing", False):
-            where = f"{args.out} holds the previous run or the new one, complete"
-        else:
-            where = f"nothing was written, {args.out} was left as it was"
-        print(f"interrupted: {where}", file=sys.stderr)
+        print(f"interrupted: nothing was written, {args.out} was left as it was", file=sys.stderr)
         return EXIT_INTERRUPTED
     return EXIT_USAGE  # pragma: no cover - argparse requires a command
 

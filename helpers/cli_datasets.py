@@ -1,4 +1,6 @@
-"""``python -m helpers train --dataset digits|mnist1d``: minibatch training on real data.
+"""What ``python -m helpers train --dataset digits|mnist1d`` needs of each real dataset: its defaults,
+the options it fixes, its splits, its spike code and the notebook's baselines. The command line itself
+(checks, training, Ctrl-C, the run folder) is :mod:`helpers.cli`, the same for every dataset.
 
 The network, encoding and settings default to those of notebooks 9 (digits: 64 latency-coded pixels
 over 20 steps, 256 hidden LIF neurons, 20 epochs of minibatches of 32, ``lr=1e-2``) and 10 (MNIST-1D:
@@ -6,25 +8,23 @@ over 20 steps, 256 hidden LIF neurons, 20 epochs of minibatches of 32, ``lr=1e-2
 ``lr=2e-2``), on the notebooks' fixed split (its seed is 0, whatever ``--seed``; ``--seed`` draws the
 weights and the shuffle). The progress bar shows the validation accuracy after every epoch; the
 weights of the best epoch on validation are kept, written as the checkpoint, and scored once on the
-test split. The baselines of the notebook (scikit-learn, on the identical split) are scored beside it.
+test split. The baselines of the notebook (scikit-learn, on the identical split, their penalty chosen on
+validation as the notebook chooses it) are scored beside it.
 
-Writes to ``--out``: ``checkpoint.msgpack`` (the best-on-validation weights), ``history.csv`` (epoch,
-training loss, validation loss and accuracy), ``history.png`` and ``run.json``.
+The run folder (:mod:`helpers.runfolder`) holds ``checkpoint.msgpack`` (the best-on-validation
+weights), ``history.csv`` (epoch, training loss, validation loss and accuracy), ``history.png`` and
+``run.json``.
 """
 
 from __future__ import annotations
 
 import argparse
-import csv
-import io
-import json
-import sys
 import warnings
-from pathlib import Path
 
 import numpy as np
 
-import helpers
+from helpers import realdata, selection
+from helpers.checkpoint import CheckpointError, read_checkpoint
 
 #: the notebooks' settings for each real dataset; ``None`` marks a random-only option it refuses
 DEFAULTS = {
@@ -41,7 +41,12 @@ MNIST1D_LEVELS = np.linspace(-2, 2, 16)
 #: scikit-learn's iteration budgets of the baselines (the notebooks'; tests lower them)
 MLP_MAX_ITER = {"digits": 1000, "mnist1d": 200}
 LOGISTIC_MAX_ITER = 2000
+#: the L2 penalties searched on validation, as in notebooks 9 and 10: logistic regression's C, the MLP's alpha
+LOGISTIC_GRID = (0.01, 0.1, 1.0, 10.0)
+MLP_GRID = {"digits": (1e-4, 1e-2, 1.0), "mnist1d": (1e-4, 0.1, 1.0)}
 EVAL_BATCH = 256
+#: examples in each dataset (all three parts), for the memory estimate before anything is loaded
+N_EXAMPLES = {"digits": 1797, "mnist1d": 5000}
 
 
 def dataset_of(args: argparse.Namespace) -> str:
@@ -49,15 +54,15 @@ def dataset_of(args: argparse.Namespace) -> str:
     given to ``--resume`` (so that resuming one is refused clearly, not attempted as random data)."""
     if args.dataset == "random" and args.resume is not None:
         try:
-            extra = helpers.read_checkpoint(args.resume).get("extra", {})
-        except (FileNotFoundError, helpers.CheckpointError):
+            extra = read_checkpoint(args.resume).get("extra", {})
+        except (FileNotFoundError, CheckpointError):
             return "random"  # the random path reports it
         if extra.get("dataset") in DEFAULTS:
             return extra["dataset"]
     return args.dataset
 
 
-def _settle_options(args: argparse.Namespace, parser: argparse.ArgumentParser, given: dict) -> None:
+def settle_options(args: argparse.Namespace, parser: argparse.ArgumentParser, given: dict) -> None:
     """Refuse the options the dataset fixes; fill in the notebook's settings where none was given."""
     if args.resume is not None:
         if args.dataset == "random":  # a real-data checkpoint (see dataset_of)
@@ -79,213 +84,63 @@ def _settle_options(args: argparse.Namespace, parser: argparse.ArgumentParser, g
 
 
 def load_splits(dataset: str):
-    """The notebook's splits of ``dataset`` as values: :class:`helpers.datasets.Splits`."""
+    """The notebook's splits of ``dataset`` as values: :class:`helpers.realdata.Splits`."""
     if dataset == "digits":
-        return helpers.datasets.load_digits()
-    return helpers.datasets.load_mnist1d()
+        return realdata.load_digits()
+    return realdata.load_mnist1d()
 
 
 def encode(dataset: str, splits, steps: int):
-    """The notebook's spike code of all three parts: :class:`~helpers.datasets.Splits` of spikes."""
+    """The notebook's spike code of all three parts: :class:`~helpers.realdata.Splits` of spikes."""
     if dataset == "digits":
-        return helpers.datasets.encode_splits(splits, lambda x: helpers.datasets.latency_code(x, steps))
-    return helpers.datasets.encode_splits(
-        splits, lambda x: helpers.datasets.level_crossings(x, MNIST1D_LEVELS)
-    )
+        return realdata.encode_splits(splits, lambda x: realdata.latency_code(x, steps))
+    return realdata.encode_splits(splits, lambda x: realdata.level_crossings(x, MNIST1D_LEVELS))
 
 
-def baselines(dataset: str, splits, encoded) -> dict[str, float]:
-    """The notebook's baselines, fitted on the training part, as test accuracies (deterministic)."""
+def baselines(dataset: str, splits, encoded) -> dict[str, dict]:
+    """The notebook's baselines, tuned as the notebook tunes them: each one's L2 penalty (``C`` of
+    logistic regression, ``alpha`` of the MLP) is chosen on validation from the notebook's grid with one
+    seed (:func:`helpers.selection.tune_on_validation`), and the chosen model is scored once on test.
+
+    Returns ``{name: {"setting": chosen, "validation_accuracy": ..., "test_accuracy": ...}}``. The fits
+    go through the host's BLAS, so another CPU can round them differently (and swap two settings that
+    score within that rounding of each other); the notebooks report the MLP over 3 seeds.
+    """
     from sklearn.exceptions import ConvergenceWarning
     from sklearn.linear_model import LogisticRegression
     from sklearn.neural_network import MLPClassifier
     from threadpoolctl import threadpool_limits
 
-    (x_train, y_train), _, (x_test, y_test) = splits
+    labels = [part[1] for part in splits]
     mlp_iter = MLP_MAX_ITER[dataset]
+
+    def logistic(c, seed):
+        return LogisticRegression(C=c, max_iter=LOGISTIC_MAX_ITER)
+
+    def mlp(hidden):
+        return lambda alpha, seed: MLPClassifier(hidden, alpha=alpha, max_iter=mlp_iter, random_state=seed)
+
+    pixels = [part[0] for part in splits]
+    if dataset == "digits":
+        counts = [realdata.spike_counts(part[0]) for part in encoded]
+        candidates = {
+            "logistic_regression_pixels": (logistic, LOGISTIC_GRID, pixels),
+            "logistic_regression_latency_counts": (logistic, LOGISTIC_GRID, counts),
+            "mlp_128_pixels": (mlp((128,)), MLP_GRID["digits"], pixels),
+        }
+    else:
+        candidates = {
+            "logistic_regression_sequence": (logistic, LOGISTIC_GRID, pixels),
+            "mlp_100_100_sequence": (mlp((100, 100)), MLP_GRID["mnist1d"], pixels),
+        }
+    results = {}
     with threadpool_limits(1), warnings.catch_warnings():
         warnings.simplefilter("ignore", ConvergenceWarning)
-        if dataset == "digits":
-            counts_train, counts_test = (helpers.datasets.spike_counts(encoded[i][0]) for i in (0, 2))
-            models = {
-                "logistic_regression_pixels": (
-                    LogisticRegression(max_iter=LOGISTIC_MAX_ITER),
-                    x_train,
-                    x_test,
-                ),
-                "logistic_regression_latency_counts": (
-                    LogisticRegression(max_iter=LOGISTIC_MAX_ITER),
-                    counts_train,
-                    counts_test,
-                ),
-                "mlp_128_pixels": (
-                    MLPClassifier((128,), max_iter=mlp_iter, random_state=0),
-                    x_train,
-                    x_test,
-                ),
+        for name, (make_model, grid, (x_train, x_val, x_test)) in candidates.items():
+            tuned = selection.tune_on_validation(make_model, grid, (x_train, labels[0]), (x_val, labels[1]))
+            results[name] = {
+                "setting": tuned["chosen"],
+                "validation_accuracy": float(tuned["final_val"][0]),
+                "test_accuracy": float(tuned["models"][0].score(x_test, labels[2])),
             }
-        else:
-            models = {
-                "logistic_regression_sequence": (
-                    LogisticRegression(max_iter=LOGISTIC_MAX_ITER),
-                    x_train,
-                    x_test,
-                ),
-                "mlp_100_100_sequence": (
-                    MLPClassifier((100, 100), max_iter=mlp_iter, random_state=0),
-                    x_train,
-                    x_test,
-                ),
-            }
-        return {
-            name: float(model.fit(xa, y_train).score(xb, y_test)) for name, (model, xa, xb) in models.items()
-        }
-
-
-def _train(trainer, train, val, args) -> tuple[dict, dict, object]:
-    """:meth:`helpers.MinibatchTrainer.fit` with a progress bar that shows each epoch's validation
-    accuracy, keeping the weights and optimiser state of the best epoch on validation.
-
-    Returns the history (arrays ``[epochs]``), the best epoch's record and its weights and optimiser
-    state. Raises :class:`FloatingPointError` if the loss becomes NaN or infinite."""
-    from tqdm.auto import tqdm
-
-    best = {"epoch": 0, "val_accuracy": -1.0}
-    best_state = None
-    with tqdm(
-        total=args.epochs, desc="training", unit="epoch", disable=args.no_progress, file=sys.stderr
-    ) as progress:
-
-        def on_epoch(row: dict) -> None:
-            nonlocal best, best_state
-            if row["val_accuracy"] > best["val_accuracy"]:  # the first of equally good epochs
-                best = {
-                    "epoch": row["epoch"],
-                    "val_accuracy": row["val_accuracy"],
-                    "val_loss": row["val_loss"],
-                }
-                best_state = (trainer.weights(), trainer.optimizer.opt_state.value)
-            progress.update(1)
-            progress.set_postfix(
-                {
-                    "loss": f"{row['train_loss']:.4f}",
-                    "val_acc": f"{row['val_accuracy']:.4f}",
-                    "best": f"{best['val_accuracy']:.4f}",
-                },
-                refresh=False,
-            )
-
-        history = trainer.fit(
-            train, args.epochs, args.batch, seed=args.seed, validation=val, eval_batch_size=EVAL_BATCH,
-            on_epoch=on_epoch,
-        )  # fmt: skip
-    return history, best, best_state
-
-
-def _write(args, checkpoint_trainer, history: dict, best: dict, summary: dict) -> None:
-    """Write checkpoint.msgpack, history.csv, history.png and run.json to ``args.out`` as a whole
-    folder, with :func:`helpers.cli.publish` (the old run or the new one, never a mix)."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    from helpers.cli import publish
-
-    extra = {k: summary["settings"][k] for k in ("dataset", "steps", "batch", "seed", "lr", "learning")}
-    extra |= {"epochs": args.epochs, "best_epoch": best["epoch"]}
-
-    def checkpoint(path: Path) -> None:
-        losses = history["train_loss"][: best["epoch"]]
-        helpers.save_checkpoint(path, checkpoint_trainer, epoch=best["epoch"], losses=losses, extra=extra)
-
-    table = io.StringIO()
-    writer = csv.writer(table, lineterminator="\n")
-    writer.writerow(["epoch", "train_loss", "val_loss", "val_accuracy"])
-    for row in zip(*(history[k] for k in ("epoch", "train_loss", "val_loss", "val_accuracy")), strict=True):
-        writer.writerow([int(row[0]), *(f"{v:.8g}" for v in row[1:])])
-
-    fig, axes = plt.subplots(1, 2, figsize=(9, 3.2))
-    hist = dict(history)
-    hist["train_accuracy"] = np.full_like(history["val_accuracy"], np.nan)  # not measured per epoch
-    helpers.plot_history(hist, axes=axes)
-    axes[1].axvline(best["epoch"], color="0.5", ls=":", lw=1)
-    fig.suptitle(f"{args.dataset}: {args.hidden} hidden LIF neurons, lr {args.lr:g}, seed {args.seed}")
-    fig.tight_layout()
-    image = io.BytesIO()
-    fig.savefig(image, format="png", dpi=100)
-    plt.close(fig)
-
-    publish(
-        args.out,
-        {
-            "checkpoint.msgpack": checkpoint,
-            "history.csv": table.getvalue().encode(),
-            "history.png": image.getvalue(),
-            "run.json": (json.dumps(summary, indent=2) + "\n").encode(),
-        },
-    )
-
-
-def train(args: argparse.Namespace, parser: argparse.ArgumentParser, given: dict) -> int:
-    """``train --dataset digits|mnist1d``; ``given`` holds the options named on the command line (see
-    :func:`helpers.cli.main`). Returns 0, or 1 if training diverged (nothing written)."""
-    _settle_options(args, parser, given)
-    if args.out.exists() and not args.out.is_dir():
-        parser.error(f"--out {args.out}: exists and is not a folder")
-    import brainstate
-    import brainunit as u
-
-    brainstate.environ.set(dt=1.0 * u.ms)
-    splits = load_splits(args.dataset)
-    encoded = encode(args.dataset, splits, args.steps)
-    train_split, val_split, test_split = encoded
-    brainstate.random.seed(args.seed)
-    online = args.learning != "bptt"  # online learning with eligibility traces (helpers.online)
-    net = helpers.SNN(args.inputs, args.hidden, args.outputs, online=online)
-    if online:
-        trainer = helpers.OnlineMinibatchTrainer(net, args.learning, lr=args.lr, readout_method=args.readout)
-    else:
-        trainer = helpers.MinibatchTrainer(net, lr=args.lr, readout_method=args.readout)
-    try:
-        history, best, (weights, opt_state) = _train(trainer, train_split, val_split, args)
-    except FloatingPointError as error:
-        print(f"error: {error}; nothing was written", file=sys.stderr)
-        return 1
-    trainer.load_weights(weights)
-    test = trainer.evaluate(test_split, EVAL_BATCH)  # once, with the best-on-validation weights
-    scores = baselines(args.dataset, splits, encoded)
-
-    settings = {
-        k: (str(v) if isinstance(v, Path) else v)
-        for k, v in vars(args).items()
-        if k not in ("command", "command_parser", "rate", "resume")
-    }
-    summary = {
-        "settings": settings,
-        "dataset": args.dataset,
-        "split_sizes": splits.sizes(),
-        "epochs": args.epochs,
-        "best_epoch": best["epoch"],
-        "validation_accuracy": best["val_accuracy"],
-        "validation_loss": best["val_loss"],
-        "final_validation_accuracy": float(history["val_accuracy"][-1]),
-        "final_train_loss": float(history["train_loss"][-1]),
-        "test_accuracy": test["accuracy"],
-        "test_loss": test["loss"],
-        "baselines": scores,
-        "readout": args.readout,
-        "versions": helpers.stack_versions(),
-    }
-    # the checkpoint format stores a helpers.Trainer: one around the same network and optimiser
-    checkpoint_trainer = helpers.Trainer(net, optimizer=trainer.optimizer, readout_method=args.readout)
-    trainer.optimizer.opt_state.value = opt_state  # (registering the weights again may reset it)
-    _write(args, checkpoint_trainer, history, best, summary)
-    print(
-        f"best validation accuracy {best['val_accuracy']:.4f} (epoch {best['epoch']} of {args.epochs}); "
-        f"test accuracy {test['accuracy']:.4f} with its weights"
-    )
-    for name, acc in scores.items():
-        print(f"baseline {name}: test accuracy {acc:.4f}")
-    print(f"wrote history.csv, history.png, checkpoint.msgpack and run.json to {args.out}")
-    return 0
+    return results

@@ -43,7 +43,7 @@ def count_compilations() -> Iterator[CompilationLog]:
     compiled = CompilationLog()
     active = [True]
 
-    def listener(event: str, duration: float, **kwargs) -> None:
+    def listener(event: str, duration_secs: float, **kwargs: str | int) -> None:
         if active[0] and event == "/jax/core/compile/backend_compile_duration":
             compiled.append(str(kwargs.get("fun_name", "?")))
 
@@ -63,6 +63,8 @@ def xla_memory(compiled: jax.stages.Compiled) -> dict[str, float]:
     an argument once.
     """
     analysis = compiled.memory_analysis()
+    if analysis is None:
+        raise RuntimeError("this backend gives no memory estimate for compiled programs")
     mib = {
         "arguments": analysis.argument_size_in_bytes / 2**20,
         "outputs": analysis.output_size_in_bytes / 2**20,

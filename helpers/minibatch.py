@@ -10,7 +10,10 @@ each batch (``int`` indices ``[n_batches, batch_size]``, with the last batch pad
 index 0 and a ``mask`` that is ``False`` on the padding), and one compiled ``for_loop`` over the
 batches runs a whole epoch: one compilation for every epoch, every seed, and the partial batch. The
 padded examples are simulated but weigh zero in the loss, so the gradient is exactly that of the
-real examples (:func:`masked_cross_entropy`).
+real examples (the mask of :meth:`helpers.training.TrainingCore.loss_of`).
+
+:class:`MinibatchTrainer` is a :class:`~helpers.training.TrainingCore`: re-initialisation, the loss,
+the optimiser and the divergence rule are the full-batch trainer's. Introduced in notebook 9.
 """
 
 from __future__ import annotations
@@ -25,19 +28,17 @@ import jax.numpy as jnp
 import numpy as np
 
 from helpers.model import SNN
-from helpers.readout import READOUTS, readout
+from helpers.readout import readout
+from helpers.training import TrainingCore
 from helpers.validation import (
     check_bool,
-    check_instance,
     check_labels,
     check_non_negative_int,
-    check_one_of,
     check_positive_int,
-    check_positive_number,
     check_seed,
 )
 
-__all__ = ["EpochPlan", "masked_cross_entropy", "MinibatchTrainer"]
+__all__ = ["EpochPlan", "MinibatchTrainer"]
 
 
 class EpochPlan:
@@ -74,16 +75,9 @@ class EpochPlan:
         return indices.reshape(self.n_batches, self.batch_size), mask.reshape(self.n_batches, self.batch_size)
 
 
-def masked_cross_entropy(logits, labels, mask):
-    """Softmax cross-entropy (nats) of logits ``[B, C]`` against labels ``int [B]``, averaged over the
-    examples where ``mask [B]`` is true (padding weighs nothing)."""
-    per_example = braintools.metric.softmax_cross_entropy_with_integer_labels(logits, labels)
-    weights = mask.astype(per_example.dtype)
-    return jnp.sum(per_example * weights) / jnp.maximum(jnp.sum(weights), 1.0)
-
-
-class MinibatchTrainer:
-    """Trains an :class:`~helpers.SNN` on minibatches of a dataset with BPTT and Adam.
+class MinibatchTrainer(TrainingCore):
+    """Trains an :class:`~helpers.SNN` on minibatches of a dataset with BPTT and an optimiser (default
+    Adam with ``lr``; any ``braintools.optim`` optimiser as ``optimizer``).
 
     ``fit(train, epochs, batch_size)`` takes a split ``(spikes [T, N, n_inputs], labels int [N])``,
     keeps it on the device and runs each epoch as one compiled program (see the module's docstring).
@@ -112,14 +106,13 @@ class MinibatchTrainer:
         net: SNN,
         *,
         lr: float = 3e-3,
+        optimizer: braintools.optim.Optimizer | None = None,
         readout_method: str = "mean",
         regularizer: Callable | None = None,
         encoder: Callable | None = None,
         data_parallel: bool = False,
     ):
-        check_instance("net", net, SNN, "a helpers.SNN")
-        check_one_of("readout_method", readout_method, READOUTS)
-        lr = check_positive_number("lr", lr)
+        super().__init__(net, lr=lr, optimizer=optimizer, readout_method=readout_method)
         if regularizer is not None and not callable(regularizer):
             raise TypeError(f"regularizer must be a function of (hidden_spikes, mask), got {regularizer!r}")
         if encoder is not None and not callable(encoder):
@@ -131,30 +124,20 @@ class MinibatchTrainer:
         # data parallelism: every batch is split over all local devices along the example axis; the
         # weights stay replicated and XLA inserts the sum of the devices' gradients
         self._mesh = jax.sharding.Mesh(np.array(jax.devices()), ("data",)) if data_parallel else None
-        self.net = net
-        self.lr = lr
-        self.readout_method = readout_method
         self.regularizer = regularizer
-        self.optimizer = braintools.optim.Adam(lr=self.lr)
-        self.params = net.states(brainstate.ParamState)
-        self.optimizer.register_trainable_weights(self.params)
         self._epoch = brainstate.transform.jit(self._epoch_fn)
         self._evaluate = brainstate.transform.jit(self._evaluate_fn)
 
     # -- traced under jit -------------------------------------------------------------------
     def _run(self, spikes):
         """Readout ``[T, B, C]`` and hidden spikes ``[T, B, H]`` from a fresh state."""
-        brainstate.nn.init_all_states(self.net, batch_size=spikes.shape[1])
-
-        def step(x_t):
-            output = self.net.update(x_t)
-            return output, self.net.neurons.get_spike()
-
-        return brainstate.transform.for_loop(step, spikes)
+        recorded = self.net.record(spikes, keep=("output", "spikes"))
+        return recorded["output"], recorded["spikes"]
 
     def _batch_input(self, data, idx):
         """The spikes ``float [T, B, n_inputs]`` of the examples ``idx`` of a split (spikes or values)."""
         if data.ndim == 2:  # values: encode this batch now (fresh random spikes with a random encoder)
+            assert self.encoder is not None  # _device_split refuses values without an encoder
             spikes = jnp.asarray(self.encoder(data[idx]), dtype=jnp.float32)
         else:
             spikes = data[:, idx].astype(jnp.float32)
@@ -165,25 +148,29 @@ class MinibatchTrainer:
             spikes = jax.lax.with_sharding_constraint(spikes, by_example)
         return spikes
 
-    def _batch_loss(self, spikes, labels, mask):
+    def batch_loss(self, spikes, labels, mask=None):
         outputs, hidden = self._run(spikes)
-        loss = masked_cross_entropy(readout(outputs, self.readout_method), labels, mask)
+        loss = self.loss_of(outputs, labels, mask)
         if self.regularizer is None:
             return loss, loss
         return loss + self.regularizer(hidden, mask), loss
 
     def _epoch_fn(self, spikes, labels, indices, mask):
+        # the states in the batch's shape before the loop over batches, which must keep their shapes
+        # (a network that resets its states in place, SNN(online=True), would otherwise change them)
+        self.net.fresh_state(indices.shape[1])
+
         def train_batch(batch):
             idx, m = batch
-            grads, _, ce = brainstate.transform.grad(
-                self._batch_loss, self.params, has_aux=True, return_value=True
-            )(self._batch_input(spikes, idx), labels[idx], m)
+            grads, ce = self.batch_gradient(self._batch_input(spikes, idx), labels[idx], m)
             self.optimizer.update(grads)
             return ce
 
         return brainstate.transform.for_loop(train_batch, (indices, mask))
 
     def _evaluate_fn(self, spikes, labels, indices, mask):
+        self.net.fresh_state(indices.shape[1])  # as in _epoch_fn
+
         def eval_batch(batch):
             idx, m = batch
             outputs, hidden = self._run(self._batch_input(spikes, idx))
@@ -236,38 +223,6 @@ class MinibatchTrainer:
             )
         return batch_size
 
-    def reinitialize(self, seed: int) -> None:
-        """Fresh weights (as a new ``SNN`` with the same settings would draw after
-        ``brainstate.random.seed(seed)``) and a fresh optimiser; the compiled programs are kept."""
-        seed = check_seed("seed", seed)
-        brainstate.random.seed(seed)
-        fresh = type(self.net)(**self.net.init_kwargs).states(brainstate.ParamState)
-        for path, state in self.params.items():
-            state.value = fresh[path].value
-        optimizer = self.optimizer
-        optimizer.opt_state.value = optimizer.tx.init(optimizer.param_states.to_pytree_value())
-        optimizer.step_count.value = jnp.zeros_like(optimizer.step_count.value)
-
-    def weights(self) -> dict:
-        """A copy of the network's trainable weights (path -> array), for :meth:`load_weights`."""
-        return {path: state.value for path, state in self.params.items()}
-
-    def load_weights(self, weights: dict) -> None:
-        """Put back weights taken with :meth:`weights` (from this trainer or one with the same network)."""
-        if not isinstance(weights, dict) or set(weights) != set(self.params):
-            raise ValueError(
-                f"weights must be a dict with the keys {sorted(map(str, self.params))}, "
-                "as MinibatchTrainer.weights() returns"
-            )
-        for path, state in self.params.items():
-            if jax.tree.structure(weights[path]) != jax.tree.structure(state.value) or any(
-                np.shape(a) != np.shape(b)
-                for a, b in zip(jax.tree.leaves(weights[path]), jax.tree.leaves(state.value), strict=True)
-            ):
-                raise ValueError(f"weights[{path!r}] does not have the shape of this network's weights")
-        for path, state in self.params.items():
-            state.value = weights[path]
-
     def fit(
         self,
         train,
@@ -288,26 +243,27 @@ class MinibatchTrainer:
         update) and, with ``validation = (spikes, labels)``, ``val_loss`` and ``val_accuracy`` after
         each epoch. ``on_epoch``, if given, is called after every epoch with that epoch's row of the
         history (a dict of numbers), for example to drive a progress bar or keep the best weights.
-        Raises :class:`FloatingPointError` if the loss becomes NaN or infinite.
+        Raises :class:`FloatingPointError` if the loss diverges (NaN, infinite or huge) and warns with
+        :class:`~helpers.LossBlowUpWarning` if the last epoch's loss ends far above the untrained loss
+        (the first batch's, before any update) and ln C: the rules of :class:`~helpers.training.TrainingCore`.
         """
         epochs = check_positive_int("epochs", epochs)
         batch_size = self._check_batch_size(batch_size)
         spikes, labels = self._device_split(train, "train")
         plan = EpochPlan(labels.shape[0], batch_size, seed=seed)
-        history = {"epoch": [], "train_loss": []}
+        history: dict[str, list] = {"epoch": [], "train_loss": []}
         if validation is not None:
             val = self._device_split(validation, "validation")
             history |= {"val_loss": [], "val_accuracy": []}
+        untrained = None
         for epoch in range(epochs):
             indices, mask = plan.epoch(epoch)
             losses = np.asarray(self._epoch(spikes, labels, jnp.asarray(indices), jnp.asarray(mask)))
+            if untrained is None:
+                untrained = float(losses[0])  # the first batch's loss, before any update
             real = mask.sum(axis=1)
             loss = float(np.sum(losses * real) / real.sum())
-            if not np.isfinite(loss):
-                raise FloatingPointError(
-                    f"training diverged: the loss became {loss} in epoch {epoch + 1}; lower the learning "
-                    f"rate (lr={self.lr}) or check the data"
-                )
+            self.check_finite(np.array([loss]), first_epoch=epoch + 1)
             row = {"epoch": epoch + 1, "train_loss": loss}
             if validation is not None:
                 scores = self.evaluate(val, eval_batch_size)
@@ -316,6 +272,8 @@ class MinibatchTrainer:
                 history[key].append(value)
             if on_epoch is not None:
                 on_epoch(row)
+        self.untrained_loss = untrained  # the reference of the blow-up rule (see TrainingCore.blow_up)
+        self.warn_if_blown_up(np.asarray(history["train_loss"]), untrained)
         return {key: np.asarray(values) for key, values in history.items()}
 
     def evaluate(self, split, batch_size: int = 256) -> dict:

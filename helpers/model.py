@@ -49,9 +49,11 @@ __all__ = [
 def default_input_scale(dt: u.Quantity | None = None) -> float:
     """The original page's input-weight scale, ``7 * (1 - exp(-dt / 1 ms))`` (dimensionless).
 
-    At ``dt = 1 ms`` this is about 4.42. It multiplies the Kaiming-normal standard deviation of the
-    input weights. With the tutorial's sparse 5 Hz input it leaves most hidden neurons silent at
-    initialisation; notebook 1 sweeps the scale against the share of neurons that fire.
+    At ``dt = 1 ms`` this is about 4.42. It is the ``scale`` of ``braintools.init.KaimingNormal`` for the
+    input weights, which multiplies their *variance*: variance = scale / fan_in, so the standard
+    deviation is ``sqrt(scale / fan_in)`` (0.21 mA for 100 inputs), above He's scale of 2. With the
+    tutorial's sparse 5 Hz input it leaves most hidden neurons silent at initialisation; notebook 1
+    sweeps the scale against the share of neurons that fire.
     """
     dt = get_dt() if dt is None else check_positive_quantity("dt", dt, u.ms)
     return float(7.0 * (1.0 - u.math.exp(-dt / (1.0 * u.ms))))
@@ -110,8 +112,10 @@ class SNN(brainstate.nn.Module):
         Spike function with a surrogate derivative (default ``braintools.surrogate.ReluGrad()``).
         Its forward pass is the Heaviside step; only the backward pass differs.
     input_scale
-        Scale of the Kaiming-normal input weights (dimensionless; default
-        :func:`default_input_scale`, about 4.42 at dt = 1 ms).
+        Variance multiplier of the Kaiming-normal input weights (dimensionless): they are drawn with
+        mean 0 and variance ``input_scale / n_inputs`` (mA^2), so the standard deviation grows with the
+        square root of the scale. He initialisation is 2; the default is
+        :func:`default_input_scale`, about 4.42 at dt = 1 ms.
     recurrent
         If true, the hidden spikes of the previous step are fed back into the hidden layer through
         trainable weights ``[n_hidden, n_hidden]`` (mA, no bias), added to the input current before
@@ -272,46 +276,69 @@ class SNN(brainstate.nn.Module):
         With ``checkpoint_base``, the loop over time is ``brainstate.transform.checkpointed_for_loop``:
         backpropagation stores the states only at checkpoints (nested blocks of ``checkpoint_base``
         steps) and recomputes the rest, trading time for memory. The results agree to rounding.
+
+        The input is checked where it enters (:meth:`check_input`): here when called with concrete
+        arrays, as from a notebook; inside a compiled program (a trainer's step, whose
+        ``prepare_batch`` has checked the batch) it is not checked again.
         """
-        self.check_input(spikes)
+        if _from_outside(spikes):
+            self.check_input(spikes)
         self.fresh_state(spikes.shape[1])
         if checkpoint_base is None:
             return brainstate.transform.for_loop(self.update, spikes)
-        check_positive_int("checkpoint_base", checkpoint_base)
         return brainstate.transform.checkpointed_for_loop(self.update, spikes, base=checkpoint_base)
 
-    def record(self, spikes: SpikeInput) -> dict[str, jax.Array]:
-        """Run like :meth:`simulate`, recording every internal variable over time.
+    #: what :meth:`record` can keep of every step
+    RECORDED = ("current", "voltage", "spikes", "output")
 
-        Returns a dict of arrays ``[T, B, ...]``: ``current`` (synaptic current, mA), ``voltage``
-        (membrane potential after the step, mV), ``spikes`` (hidden spikes, 0/1) and ``output``
-        (the readout).
+    def record(self, spikes: SpikeInput, keep: tuple[str, ...] = RECORDED) -> dict[str, jax.Array]:
+        """Run like :meth:`simulate`, recording internal variables over time.
+
+        Returns a dict of arrays ``[T, B, ...]``, the variables named in ``keep`` of: ``current``
+        (synaptic current, mA), ``voltage`` (membrane potential after the step, mV), ``spikes`` (hidden
+        spikes, 0/1) and ``output`` (the readout). Like :meth:`simulate`, it checks concrete input
+        only (not inside a compiled program).
         """
-        self.check_input(spikes)
+        if _from_outside(spikes):
+            self.check_input(spikes)
+        unknown = [name for name in keep if name not in self.RECORDED]
+        if unknown:
+            raise ValueError(f"keep must name some of {list(self.RECORDED)}, got {unknown}")
         self.fresh_state(spikes.shape[1])
 
         def step(spikes_t):
             output = self.update(spikes_t)
-            return self.synapse.g.value, self.neurons.V.value, self.neurons.get_spike(), output
+            values = {
+                "current": lambda: self.synapse.g.value,
+                "voltage": lambda: self.neurons.V.value,
+                "spikes": self.neurons.get_spike,
+                "output": lambda: output,
+            }
+            return tuple(values[name]() for name in keep)
 
-        current, voltage, hidden, output = brainstate.transform.for_loop(step, spikes)
-        return {"current": current, "voltage": voltage, "spikes": hidden, "output": output}
+        return dict(zip(keep, brainstate.transform.for_loop(step, spikes), strict=True))
+
+    def predictor(self, readout_method: str = "mean") -> Callable:
+        """The compiled forward pass ``spikes -> predicted class int [B]`` for ``readout_method``, made
+        once per method and kept on this network (freed with it). It does not check its input: a
+        trainer calls it on data its ``prepare_batch`` has checked; :meth:`predict` checks first."""
+        if readout_method not in self._predictors:
+            self._predictors[readout_method] = brainstate.transform.jit(
+                lambda data: u.math.argmax(readout(self.simulate(data), readout_method), axis=1)
+            )
+        return self._predictors[readout_method]
 
     def predict(self, spikes: SpikeInput, readout_method: str = "mean") -> np.ndarray:
         """The predicted class of every example, ``int [B]``: the largest logit after reading the
         readout out over time with ``readout_method`` (see :data:`helpers.READOUTS`).
 
-        The forward pass is compiled once per readout method (and input shape) and kept on this
-        network, so it is freed with the network. :func:`helpers.accuracy` and the ``predict`` and
-        ``accuracy`` of a :class:`helpers.Trainer` all run it.
+        Checks the input, then runs :meth:`predictor` (compiled once per readout method and input
+        shape). :func:`helpers.accuracy` and the ``predict`` and ``accuracy`` of a
+        :class:`helpers.Trainer` run the same compiled pass.
         """
         check_one_of("readout_method", readout_method, READOUTS)
         self.check_input(spikes)
-        if readout_method not in self._predictors:
-            self._predictors[readout_method] = brainstate.transform.jit(
-                lambda data: u.math.argmax(readout(self.simulate(data), readout_method), axis=1)
-            )
-        return np.asarray(self._predictors[readout_method](spikes))
+        return np.asarray(self.predictor(readout_method)(spikes))
 
     def check_input(self, spikes: SpikeInput) -> None:
         """Raise a clear error unless ``spikes`` fit this network: ``[T, B, n_inputs]`` 0/1 spikes, or
@@ -327,11 +354,20 @@ class SNN(brainstate.nn.Module):
             check_spikes(spikes, self.n_inputs)
 
 
+def _from_outside(spikes: SpikeInput) -> bool:
+    """Whether ``spikes`` are concrete arrays (data entering from outside, to be checked) rather than
+    values traced inside a compiled program (already checked where the program's input entered)."""
+    return not any(isinstance(leaf, jax.core.Tracer) for leaf in jax.tree.leaves(spikes))
+
+
 # -- additions for notebooks 3 and 5: a reset that passes no gradient, a backward pass chosen at run time
 
 
 class DetachedResetLIF(brainpy.state.LIF):
-    """``brainpy.state.LIF`` whose soft reset passes no gradient (SpyTorch's ``out.detach()``).
+    """``brainpy.state.LIF`` whose soft reset passes no gradient (SpyTorch's ``rst = out.detach()``).
+
+    Only the detach is SpyTorch's: its reset itself is multiplicative, to zero,
+    ``(beta*mem + syn)*(1.0 - rst)``, whereas this neuron keeps brainpy's soft (subtractive) reset.
 
     brainpy's LIF subtracts ``(V_th - V_reset) * s`` after a spike ``s``, and ``grad`` differentiates that
     term too: through the surrogate, a spike tells the gradient that firing lowers the next potential.

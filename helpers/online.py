@@ -30,7 +30,7 @@ import jax.numpy as jnp
 from helpers.events import SpikeEvents, SpikeInput
 from helpers.minibatch import MinibatchTrainer
 from helpers.model import SNN
-from helpers.readout import READOUTS
+from helpers.readout import cross_entropy
 from helpers.training import Trainer
 from helpers.validation import check_instance, check_one_of, check_positive_number, get_dt
 
@@ -57,16 +57,9 @@ LEARNING_RULES = {
 
 def per_step_cross_entropy(outputs: jax.Array, labels: jax.Array, mask: jax.Array | None = None):
     """The per-step loss (nats): the softmax cross-entropy of the readout at every step ``[T, B, C]``
-    against ``labels int [B]``, averaged over examples (those where ``mask [B]`` is true) and steps."""
-    return jnp.mean(jax.vmap(lambda out: _step_loss(out, labels, mask))(outputs))
-
-
-def _step_loss(output, labels, mask=None):
-    per_example = braintools.metric.softmax_cross_entropy_with_integer_labels(output, labels)
-    if mask is None:
-        return jnp.mean(per_example)
-    weights = mask.astype(per_example.dtype)
-    return jnp.sum(per_example * weights) / jnp.maximum(jnp.sum(weights), 1.0)
+    against ``labels int [B]`` (:func:`helpers.readout.cross_entropy`, over the examples where
+    ``mask [B]`` is true), averaged over the steps."""
+    return jnp.mean(jax.vmap(lambda out: cross_entropy(out, labels, mask))(outputs))
 
 
 def check_online_network(net: SNN, learning: str) -> None:
@@ -108,9 +101,20 @@ def compile_learner(net: SNN, learning: str, batch_size: int, *, decay: float | 
     return braintrace.compile(net, learning, example, batch_size=batch_size, **options)
 
 
-class _OnlineMixin:
-    """What both online trainers share: the learning rule, one compiled learner per batch size, and
-    the gradient of the per-step loss (online or by BPTT)."""
+class _Online:
+    """The online path on the training core (:class:`helpers.training.TrainingCore`): it overrides the
+    core's two hooks and nothing else of a trainer, whose loop, history, divergence rule and checkpoints
+    stay its own.
+
+    - the loss hook, :meth:`loss_of`: the per-step cross-entropy (:func:`per_step_cross_entropy`), for
+      every rule, BPTT included, so that the rules train the same loss;
+    - the step hook, :meth:`batch_gradient`: for an online rule, the gradient summed forward in time by
+      the braintrace learner of the batch size (compiled before the step is traced:
+      :meth:`learner`); for ``"bptt"``, the core's own.
+    """
+
+    net: SNN
+    params: dict
 
     def _setup_online(self, learning: str, decay: float | None) -> None:
         check_online_network(self.net, learning)
@@ -129,25 +133,22 @@ class _OnlineMixin:
             self.learners[batch_size] = compile_learner(self.net, self.learning, batch_size, decay=self.decay)
         return self.learners[batch_size]
 
-    def _per_step_grad(self, spikes, labels, mask=None):
-        """``(grads, loss)``: the gradient of :func:`per_step_cross_entropy` with respect to the weights,
-        online (eligibility traces) or, for ``learning='bptt'``, by BPTT. Traced under ``jit``."""
+    def loss_of(self, outputs, labels, mask=None):
+        return per_step_cross_entropy(outputs, labels, mask)
+
+    def batch_gradient(self, spikes, labels, mask=None):
+        """``(grads, loss)``: the gradient of the per-step loss with respect to the weights, online
+        (eligibility traces) or, for ``learning='bptt'``, by BPTT (the core's). Traced under ``jit``."""
         if self.learning == "bptt":
-
-            def loss_fn():
-                self.net.fresh_state(spikes.shape[1])
-                outputs = brainstate.transform.for_loop(self.net.update, spikes)
-                return per_step_cross_entropy(outputs, labels, mask)
-
-            grads, loss = brainstate.transform.grad(loss_fn, self.params, return_value=True)()
-            return grads, loss
-        learner = self.learners[spikes.shape[1]]
-        self.net.fresh_state(spikes.shape[1])  # the state objects the learner was compiled with
-        learner.reset_state(batch_size=spikes.shape[1])
+            return super().batch_gradient(spikes, labels, mask)  # type: ignore[misc]
+        batch = spikes.shape[1]
+        learner = self.learners[batch]
+        self.net.fresh_state(batch)  # the state objects the learner was compiled with
+        learner.reset_state(batch_size=batch)
         # braintrace's own driver (learner.etrace_grad) also stacks every step's loss, 4 bytes a step;
         # this loop keeps only running sums, so that nothing in memory grows with the number of steps
         step_grad = brainstate.transform.grad(
-            lambda x_t: _step_loss(learner(x_t), labels, mask), self.params, return_value=True
+            lambda x_t: cross_entropy(learner(x_t), labels, mask), self.params, return_value=True
         )
 
         def step(carry, x_t):
@@ -160,7 +161,7 @@ class _OnlineMixin:
         return jax.tree.map(lambda g: g / n_steps, grads), loss / n_steps
 
 
-class OnlineTrainer(_OnlineMixin, Trainer):
+class OnlineTrainer(_Online, Trainer):
     """A :class:`~helpers.Trainer` whose gradient comes from an online learning rule.
 
     ``learning`` is one of :data:`LEARNING_RULES`: ``"d_rtrl"``, ``"es_d_rtrl"`` (also ``"pp_prop"``),
@@ -180,6 +181,7 @@ class OnlineTrainer(_OnlineMixin, Trainer):
         learning: str = "d_rtrl",
         *,
         lr: float = 3e-3,
+        optimizer: braintools.optim.Optimizer | None = None,
         readout_method: str = "mean",
         decay: float | None = None,
         event_driven: bool = False,
@@ -189,18 +191,8 @@ class OnlineTrainer(_OnlineMixin, Trainer):
                 "online learning needs dense input (event_driven=False): the event-driven input adds "
                 "weight rows outside braintrace's ops, so the input weights would get no eligibility trace"
             )
-        check_instance("net", net, SNN, "a helpers.SNN")
-        check_one_of("readout_method", readout_method, READOUTS)
-        super().__init__(net, lr=lr, readout_method=readout_method, event_driven=False)
+        super().__init__(net, lr=lr, optimizer=optimizer, readout_method=readout_method, event_driven=False)
         self._setup_online(learning, decay)
-
-    def _loss_fn(self, spikes, labels):
-        return per_step_cross_entropy(self.net.simulate(spikes), labels)
-
-    def _train_step(self, spikes, labels):
-        grads, loss = self._per_step_grad(spikes, labels)
-        self.optimizer.update(grads)
-        return loss
 
     def prepare_input(self, spikes: SpikeInput) -> SpikeInput:
         if isinstance(spikes, SpikeEvents):
@@ -214,12 +206,13 @@ class OnlineTrainer(_OnlineMixin, Trainer):
         """The weights' gradient of the per-step loss on this batch by this trainer's rule, without
         updating anything: ``{path: {"weight": ..., "bias": ...}}`` as brainstate returns it."""
         data = self.prepare_batch(spikes, labels)
-        if "gradient" not in self.programs:
-            self.programs["gradient"] = brainstate.transform.jit(lambda x, y: self._per_step_grad(x, y)[0])
-        return self.programs["gradient"](data, labels)
+        program = self.program(
+            "gradient", lambda: brainstate.transform.jit(lambda x, y: self.batch_gradient(x, y)[0])
+        )
+        return program(data, labels)
 
 
-class OnlineMinibatchTrainer(_OnlineMixin, MinibatchTrainer):
+class OnlineMinibatchTrainer(_Online, MinibatchTrainer):
     """A :class:`~helpers.MinibatchTrainer` whose gradient comes from an online learning rule
     (``learning`` and ``decay`` as in :class:`OnlineTrainer`; the loss is the per-step cross-entropy,
     the padded examples of the last batch masked out). The same minibatches, history, ``evaluate``
@@ -231,40 +224,17 @@ class OnlineMinibatchTrainer(_OnlineMixin, MinibatchTrainer):
         learning: str = "d_rtrl",
         *,
         lr: float = 3e-3,
+        optimizer: braintools.optim.Optimizer | None = None,
         readout_method: str = "mean",
         encoder=None,
         decay: float | None = None,
     ):
-        super().__init__(net, lr=lr, readout_method=readout_method, encoder=encoder)
+        super().__init__(net, lr=lr, optimizer=optimizer, readout_method=readout_method, encoder=encoder)
         self._setup_online(learning, decay)
-
-    def _run(self, spikes):
-        self.net.fresh_state(spikes.shape[1])  # keeps the state objects the learners hold
-
-        def step(x_t):
-            output = self.net.update(x_t)
-            return output, self.net.neurons.get_spike()
-
-        return brainstate.transform.for_loop(step, spikes)
-
-    def _evaluate_fn(self, spikes, labels, indices, mask):
-        self.net.fresh_state(indices.shape[1])  # the loop over batches keeps the states' shapes
-        return super()._evaluate_fn(spikes, labels, indices, mask)
-
-    def _epoch_fn(self, spikes, labels, indices, mask):
-        self.net.fresh_state(indices.shape[1])  # the loop over batches keeps the states' shapes
-
-        def train_batch(batch):
-            idx, m = batch
-            grads, loss = self._per_step_grad(self._batch_input(spikes, idx), labels[idx], m)
-            self.optimizer.update(grads)
-            return loss
-
-        return brainstate.transform.for_loop(train_batch, (indices, mask))
 
     def fit(self, train, epochs: int, batch_size: int = 64, **kwargs) -> dict:
         if self.learning != "bptt":
-            self.learner(batch_size)  # compiled before the epoch is traced
+            self.learner(self._check_batch_size(batch_size))  # compiled before the epoch is traced
         return super().fit(train, epochs, batch_size, **kwargs)
 
 

@@ -6,7 +6,7 @@ on, so the notebooks can compose panels freely.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 import brainstate
 import brainunit as u
@@ -135,7 +135,7 @@ def plot_loss(
 
 
 def plot_history(
-    history: dict[str, Array], *, axes: Sequence[Axes] | None = None, label: str | None = None
+    history: Mapping[str, Array], *, axes: Sequence[Axes] | None = None, label: str | None = None
 ) -> Sequence[Axes]:
     """Loss and accuracy over epochs from :meth:`helpers.Trainer.fit_history`, training (solid) and
     validation (dashed) in two panels."""

@@ -19,7 +19,7 @@ import numpy as np
 from helpers.arraytypes import Array
 from helpers.validation import check_class_indices, check_one_of, check_positive_int
 
-__all__ = ["READOUTS", "readout", "cross_entropy", "accuracy_score", "confusion_matrix"]
+__all__ = ["READOUTS", "readout", "masked_mean", "cross_entropy", "accuracy_score", "confusion_matrix"]
 
 #: How a readout trace ``[T, B, C]`` is reduced over time to logits ``[B, C]``.
 READOUTS: dict[str, Callable] = {
@@ -37,9 +37,19 @@ def readout(outputs: Array, method: str = "mean") -> jax.Array:
     return READOUTS[method](outputs)
 
 
-def cross_entropy(logits: Array, labels: Array) -> jax.Array:
-    """Mean softmax cross-entropy of logits ``[B, C]`` against integer labels ``[B]`` (nats)."""
-    return braintools.metric.softmax_cross_entropy_with_integer_labels(logits, labels).mean()
+def masked_mean(values: Array, mask: Array | None = None) -> jax.Array:
+    """The mean of ``values [B]`` over the examples where ``mask [B]`` is true (padding weighs nothing;
+    an all-false mask gives 0); the plain mean without a mask. The one masked mean of the package."""
+    if mask is None:
+        return jnp.mean(values)
+    weights = mask.astype(values.dtype)
+    return jnp.sum(values * weights) / jnp.maximum(jnp.sum(weights), 1.0)
+
+
+def cross_entropy(logits: Array, labels: Array, mask: Array | None = None) -> jax.Array:
+    """Mean softmax cross-entropy of logits ``[B, C]`` against integer labels ``[B]`` (nats), over the
+    examples where ``mask [B]`` is true if a mask is given (a padded last minibatch: notebook 9)."""
+    return masked_mean(braintools.metric.softmax_cross_entropy_with_integer_labels(logits, labels), mask)
 
 
 def accuracy_score(predictions: Array, labels: Array) -> float:

@@ -9,6 +9,10 @@ axis, and all runs train at once inside one ``jit``.
 Batched matrix products sum in another order than single ones, so a run here matches the same seed
 trained alone to rounding (identical at first, apart after many epochs like any rounding difference),
 not bit for bit.
+
+A strategy on :class:`~helpers.training.TrainingCore`: the runs start from the core's
+``reinitialize``, train with the trainer's own traced step (``run_epochs``), stop on its divergence
+rule, and the compiled program is kept with ``trainer.program``. Introduced in notebook 5.
 """
 
 from __future__ import annotations
@@ -21,7 +25,7 @@ import numpy as np
 
 from helpers.events import SpikeEvents, spike_events
 from helpers.readout import readout
-from helpers.training import DIVERGED_LOSS, Trainer
+from helpers.training import Trainer, diverged_at
 from helpers.validation import check_positive_int, check_seed
 
 __all__ = ["fit_runs"]
@@ -117,8 +121,8 @@ def fit_runs(
     initial += [_stack([jnp.asarray(v) for v in column]) for column in values]
 
     key = ("fit_runs", epochs, tuple(sets), per_run_data, tuple(id(s) for s in run_states))
-    compiled = trainer.programs  # freed with the trainer
-    if key not in compiled:  # one compiled program per trainer and kind of call: a second call reuses it
+
+    def build():  # one compiled program per trainer and kind of call: a second call reuses it
         net, method = trainer.net, trainer.readout_method
 
         def run(train_x, train_y, *eval_sets):
@@ -133,19 +137,24 @@ def fit_runs(
         mapped = brainstate.transform.vmap2(
             run, in_axes=axis, state_in_axes={0: run_states}, state_out_axes={0: run_states}
         )
-        compiled[key] = brainstate.transform.jit(mapped)
+        return brainstate.transform.jit(mapped)
+
+    program = trainer.program(key, build)
     args = [a for name in sets for a in data[name]]
     try:
         for state, value in zip(run_states, initial, strict=True):
             state.value = value
-        losses, accuracies = compiled[key](*args)
+        losses, accuracies = program(*args)
         losses = np.asarray(losses)
     finally:
         for state, value in zip(run_states, saved, strict=True):
             state.value = value
-    bad = np.flatnonzero(~np.all(np.abs(losses) <= DIVERGED_LOSS, axis=1))  # NaN compares False
+    bad = np.flatnonzero([diverged_at(run).size > 0 for run in losses])
     if bad.size:
-        raise FloatingPointError(f"training diverged in run {int(bad[0])} (seed {seeds[bad[0]]})")
+        raise FloatingPointError(
+            f"training diverged in run {int(bad[0])} (seed {seeds[bad[0]]}); lower the learning rate "
+            f"(lr={trainer.lr!r}) or check the data"
+        )
     result = {"losses": losses}
     for name, acc in zip(sets, accuracies, strict=True):
         result[f"{name}_accuracy"] = np.asarray(acc, dtype=float)

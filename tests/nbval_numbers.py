@@ -1,7 +1,8 @@
 """Numbers in notebooks, checked the way they can be trusted on any machine (a pytest plugin for nbval).
 
 XLA compiles float32 code for the host's vector unit, so sums round differently from one CPU to the
-next, and after hundreds of training epochs the difference is about as large as a change of seed.
+next, and after hundreds of training epochs the difference reaches a fraction (about a quarter) of a
+change of seed.
 nbval compares every output exactly, which is right for what does not depend on rounding (shapes,
 data statistics, compile counts) and wrong for anything printed after training. This plugin adds:
 
@@ -34,7 +35,8 @@ import pytest
 #: The default tolerance of a cell tagged ``nbval-tolerance``: 0.05 absolute for numbers up to 1
 #: (losses in nats, accuracies), 5 % above. Measured (README, "Portability"): the same notebooks
 #: compiled for another CPU target print trained losses and accuracies that differ by up to about
-#: 0.03; the seed spread of notebook 7 is of the same size. An edit of 0.1 or more still fails.
+#: 0.03; notebook 7 shows that rounding moves a run less than a change of seed. An edit of 0.1 or
+#: more still fails.
 DEFAULT_TOLERANCE = 0.05
 TAG = "nbval-tolerance"
 

@@ -90,7 +90,7 @@ def test_api_reference_is_generated_from_docstrings(site):
     html = (site / "api.html").read_text()
     for name in (
         "helpers.model.SNN",
-        "helpers.data.poisson_dataset",
+        "helpers.synthetic.poisson_dataset",
         "helpers.training.fit",
         "helpers.plotting.plot_loss",
     ):

@@ -9,8 +9,9 @@ import numpy as np
 import pytest
 
 import helpers
-from helpers import datasets as D
-from helpers.minibatch import EpochPlan, MinibatchTrainer, masked_cross_entropy
+from helpers import realdata as D
+from helpers.minibatch import EpochPlan, MinibatchTrainer
+from helpers.readout import cross_entropy
 
 
 def test_an_epoch_plan_visits_every_example_once_and_masks_the_padding():
@@ -52,7 +53,7 @@ def test_masked_cross_entropy_ignores_the_padding():
     labels = jnp.array([0, 1, 1])
     mask = jnp.array([True, True, False])
     real = braintools.metric.softmax_cross_entropy_with_integer_labels(logits[:2], labels[:2]).mean()
-    np.testing.assert_allclose(masked_cross_entropy(logits, labels, mask), real, rtol=1e-6)
+    np.testing.assert_allclose(cross_entropy(logits, labels, mask), real, rtol=1e-6)
 
 
 @pytest.fixture(scope="module")
@@ -75,7 +76,7 @@ def test_the_padded_examples_do_not_change_the_gradient(digits_latency):
     real = jnp.asarray(spikes[:, :5], jnp.float32), jnp.asarray(labels[:5])
     # the same five examples, padded with three others that the mask hides
     padded = jnp.asarray(spikes[:, :8], jnp.float32), jnp.asarray(labels[:8])
-    grad = brainstate.transform.grad(lambda *a: trainer._batch_loss(*a)[0], trainer.params)
+    grad = brainstate.transform.grad(lambda *a: trainer.batch_loss(*a)[0], trainer.params)
     g_real = grad(*real, jnp.ones(5, bool))
     g_padded = grad(*padded, jnp.arange(8) < 5)
     g_unmasked = grad(*padded, jnp.ones(8, bool))
@@ -185,7 +186,7 @@ def test_weights_can_be_kept_and_put_back(digits_latency):
 DATA_PARALLEL_SCRIPT = """
 import brainstate, brainunit as u, jax, numpy as np
 import helpers
-from helpers import datasets as D
+from helpers import realdata as D
 assert len(jax.devices()) == 2, jax.devices()
 brainstate.environ.set(dt=1.0 * u.ms)
 x, y = D.load_digits().train

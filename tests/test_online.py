@@ -113,10 +113,10 @@ def test_online_training_lowers_the_loss_and_resumes_from_a_checkpoint(batch, tm
     trainer = helpers.OnlineTrainer(network(), "d_rtrl", lr=1e-2)
     losses = trainer.fit(spikes, labels, 6)
     assert losses[-1] < losses[0]
-    helpers.save_checkpoint(tmp_path / "c.msgpack", trainer, epoch=6, losses=losses)
+    helpers.save_checkpoint(tmp_path / "c.msgpack", trainer.net, trainer.optimizer, epoch=6, losses=losses)
     continued = trainer.fit(spikes, labels, 3)
     resumed = helpers.OnlineTrainer(network(seed=5), "d_rtrl", lr=1e-2)
-    helpers.load_checkpoint(tmp_path / "c.msgpack", resumed)
+    helpers.load_checkpoint(tmp_path / "c.msgpack", resumed.net, resumed.optimizer)
     np.testing.assert_array_equal(resumed.fit(spikes, labels, 3), continued)
 
 
@@ -148,7 +148,7 @@ def test_bad_names_and_unsupported_options_are_refused():
 
 
 def read_losses(folder):
-    return (folder / "losses.csv").read_text().splitlines()[1:]
+    return (folder / "history.csv").read_text().splitlines()[1:]
 
 
 @pytest.mark.slow

@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 import helpers
-from helpers.page import run_page_recipe
+from helpers.page_recipe import run_page_recipe
 
 
 def tutorial_losses(epochs: int, event_driven: bool = True):

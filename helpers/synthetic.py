@@ -7,6 +7,7 @@ the training batch: it exercises the training machinery, not generalisation.
 from __future__ import annotations
 
 import hashlib
+from typing import TypeAlias
 
 import brainstate
 import brainunit as u
@@ -24,7 +25,7 @@ from helpers.validation import (
     get_dt,
 )
 
-Seed = int | brainstate.random.RandomState | None
+Seed: TypeAlias = "int | brainstate.random.RandomState | None"
 
 __all__ = [
     "poisson_spikes",

@@ -79,11 +79,11 @@ def stratified_split(y, fraction: float, seed: int) -> tuple[np.ndarray, np.ndar
     if y.ndim != 1 or not np.issubdtype(y.dtype, np.integer):
         raise ValueError(f"y must be a 1-D integer array of labels, got dtype {y.dtype}, shape {y.shape}")
     rng = np.random.default_rng(seed)
-    part = []
+    chosen = []
     for c in np.unique(y):
         members = np.flatnonzero(y == c)
-        part.append(rng.permutation(members)[: int(round(fraction * len(members)))])
-    part = np.sort(np.concatenate(part))
+        chosen.append(rng.permutation(members)[: int(round(fraction * len(members)))])
+    part = np.sort(np.concatenate(chosen))
     rest = np.setdiff1d(np.arange(len(y)), part)
     return rest, part
 
@@ -237,10 +237,11 @@ def level_crossings(x, levels) -> np.ndarray:
     sequence crosses ``levels[k]`` upwards between ``t - 1`` and ``t``, channel ``2k + 1`` when it
     crosses downwards. Returns ``bool [T, N, 2 * len(levels)]``; step 0 never fires.
 
-    A sequence that stays between two levels is silent, so the spikes mark *changes*, the way an
-    event camera or a cochlea model reports them. braintools' ``DeltaEncoder`` thresholds the change
-    between neighbouring steps instead, which misses slow drifts across a level and says nothing
-    about the level itself, so we write this one out.
+    A sequence that stays between two levels is silent, so the spikes mark *changes*. An event camera's
+    pixel is a delta code instead: it reports only the polarity of a change in log-intensity (up or
+    down by a threshold since its last event), not which level was crossed. braintools'
+    ``DeltaEncoder`` thresholds the change between neighbouring steps, which misses slow drifts across
+    a level and says nothing about the level itself, so we write this one out.
     """
     x = _check_values(x)
     levels = np.asarray(levels, dtype=float)
@@ -265,7 +266,7 @@ def encode_splits(splits: Splits, encode) -> Splits:
     :class:`Splits` of ``(spikes [T, N, C], labels)``.
     """
     if not isinstance(splits, Splits):
-        raise TypeError(f"splits must be a helpers.datasets.Splits, got {type(splits).__name__}")
+        raise TypeError(f"splits must be a helpers.realdata.Splits, got {type(splits).__name__}")
     if not callable(encode):
         raise TypeError(f"encode must be a function from values [N, F] to spikes [T, N, F], got {encode!r}")
     values = np.concatenate([x for x, _ in splits])

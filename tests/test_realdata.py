@@ -1,4 +1,4 @@
-"""helpers.datasets: offline real data, fixed splits, spike encodings."""
+"""helpers.realdata: offline real data, fixed splits, spike encodings."""
 
 import os
 import random
@@ -8,7 +8,7 @@ import brainunit as u
 import numpy as np
 import pytest
 
-from helpers import datasets as D
+from helpers import realdata as D
 
 
 @pytest.fixture(scope="module")
@@ -175,3 +175,11 @@ def test_encode_splits_encodes_every_part_once(digits):
         D.encode_splits(digits, lambda x: x)
     with pytest.raises(TypeError, match="Splits"):
         D.encode_splits(digits.train, encode)
+
+
+def test_the_command_lines_sizes_are_the_datasets():
+    """helpers.cli estimates memory from these counts before loading anything."""
+    from helpers.cli_datasets import N_EXAMPLES
+
+    assert sum(D.load_digits().sizes().values()) == N_EXAMPLES["digits"]
+    assert sum(D.load_mnist1d().sizes().values()) == N_EXAMPLES["mnist1d"]

@@ -1,0 +1,71 @@
+"""helpers.selection: the best epoch and the best baseline setting are chosen on validation only."""
+
+import numpy as np
+import pytest
+
+from helpers.selection import fit_best_epoch, tune_on_validation
+
+
+class FakeTrainer:
+    """Calls ``on_epoch`` with given validation accuracies; its weights are the epoch number."""
+
+    def __init__(self, accuracies):
+        self.accuracies = accuracies
+        self.epoch = 0
+
+    def fit(self, train, epochs, batch_size, *, seed, validation, on_epoch):
+        for epoch, acc in enumerate(self.accuracies[:epochs], start=1):
+            self.epoch = epoch
+            on_epoch({"epoch": epoch, "train_loss": 1.0, "val_loss": 1.0, "val_accuracy": acc})
+        return {"epoch": np.arange(1, epochs + 1), "val_accuracy": np.asarray(self.accuracies[:epochs])}
+
+    def weights(self):
+        return {"w": self.epoch}
+
+    def load_weights(self, weights):
+        self.epoch = weights["w"]
+
+
+def test_fit_best_epoch_keeps_the_first_best_epoch_and_loads_it():
+    trainer = FakeTrainer([0.5, 0.8, 0.7, 0.8, 0.6])
+    result = fit_best_epoch(trainer, None, 5, 32, seed=0, validation=("x", "y"))
+    assert result["best_epoch"] == 2 and result["val_accuracy"] == 0.8
+    assert result["weights"] == {"w": 2} and trainer.epoch == 2  # the best weights are back in
+    assert len(result["history"]["epoch"]) == 5
+
+
+def test_fit_best_epoch_needs_a_validation_split():
+    with pytest.raises(ValueError, match="validation"):
+        fit_best_epoch(FakeTrainer([0.5]), None, 1, 32, seed=0, validation=None)
+
+
+class Threshold:
+    """A one-feature classifier: predicts x > setting; its seed shifts the threshold a little."""
+
+    def __init__(self, setting, seed):
+        self.setting, self.seed, self.fits = setting, seed, 0
+
+    def fit(self, x, y):
+        self.fits += 1
+        return self
+
+    def score(self, x, y):
+        return float(np.mean((x > self.setting + 0.01 * self.seed) == y))
+
+
+def test_tune_on_validation_chooses_on_validation_and_refits_the_chosen_setting_per_seed():
+    x_train, y_train = np.zeros(4), np.zeros(4, bool)  # the training data do not favour any setting
+    x_val = np.array([0.1, 0.4, 0.6, 0.9])
+    y_val = x_val > 0.5
+    result = tune_on_validation(
+        Threshold, [0.0, 0.5, 0.95], (x_train, y_train), (x_val, y_val), final_seeds=[0, 1, 2]
+    )
+    assert result["chosen"] == 0.5
+    assert result["val"] == {0.0: 0.5, 0.5: 1.0, 0.95: 0.5}
+    assert [m.seed for m in result["models"]] == [0, 1, 2] and all(m.setting == 0.5 for m in result["models"])
+    assert result["final_val"].shape == (3,)
+
+
+def test_tune_on_validation_refuses_an_empty_grid():
+    with pytest.raises(ValueError, match="grid"):
+        tune_on_validation(Threshold, [], (np.zeros(1), np.zeros(1)), (np.zeros(1), np.zeros(1)))
