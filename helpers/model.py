@@ -220,6 +220,13 @@ class SNN(brainstate.nn.Module):
         self.readout = brainpy.state.Expon(
             n_outputs, tau=tau_out, g_initializer=braintools.init.Constant(0.0)
         )
+        if online:
+            # concrete states from the start (for one example; fresh_state resets them to a batch's
+            # shape in place). A state first created inside a compiled program holds a value that dies
+            # with the trace; this network resets its states in place, and one reset after such a birth
+            # ran silent (no hidden spike; every prediction the same) while training went on correctly:
+            # the cause of a trained network scoring at chance (tests/test_online.py).
+            brainstate.nn.init_all_states(self, batch_size=1)
 
     @property
     def config(self) -> dict[str, int | float | str]:
@@ -260,9 +267,9 @@ class SNN(brainstate.nn.Module):
     def fresh_state(self, batch_size: int) -> None:
         """Put the network in its initial state (every potential and current 0) for ``batch_size``
         examples: ``brainstate.nn.init_all_states``, which makes new state objects. An ``online``
-        network, once it has states, resets their values instead (``reset_all_states``), because a
-        compiled braintrace learner holds on to the state objects it was compiled with."""
-        if self.online and self.states(brainstate.HiddenState):
+        network resets the values of the states it has held since it was built instead
+        (``reset_all_states``), because a compiled braintrace learner holds on to those objects."""
+        if self.online:  # its states exist from the start (see __init__)
             brainstate.nn.reset_all_states(self, batch_size=batch_size)
         else:
             brainstate.nn.init_all_states(self, batch_size=batch_size)

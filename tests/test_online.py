@@ -192,3 +192,18 @@ def test_command_line_trains_digits_online(tmp_path, capsys):
     assert cli_main([*args, "--no-progress", "--out", str(tmp_path / "d")]) == 0
     summary = json.loads((tmp_path / "d" / "run.json").read_text())
     assert summary["settings"]["learning"] == "d_rtrl" and 0 <= summary["test_accuracy"] <= 1
+
+
+def test_a_trained_online_network_scores_what_it_trained_to(batch):
+    """Regression: an online network whose states were first created inside the compiled training
+    step then ran silent when evaluated (reset in place), so BPTT of the per-step loss trained while
+    every score stayed at chance. Its loss after training equals a plain network's with its weights."""
+    spikes, labels = batch
+    trainer = helpers.OnlineTrainer(network(), "bptt", lr=1e-2)
+    losses = trainer.fit(spikes, labels, 3)
+    plain = helpers.SNN(N_IN, N_HIDDEN, 2)
+    helpers.TrainingCore(plain).load_weights(trainer.weights())
+    expected = float(helpers.per_step_cross_entropy(plain.simulate(jnp.asarray(spikes)), labels))
+    assert trainer.loss(spikes, labels) == pytest.approx(expected, rel=1e-5)
+    assert losses[-1] != pytest.approx(losses[0], rel=1e-4)  # it trained
+    assert np.asarray(trainer.net.record(jnp.asarray(spikes))["spikes"]).sum() > 0
