@@ -307,6 +307,9 @@ def _check_memory(args: argparse.Namespace, parser: argparse.ArgumentParser, n_e
         memory = minibatch_memory(args.steps, n_examples, args.batch, args.inputs, args.hidden, args.outputs)[
             "total"
         ]
+    if args.learning != "bptt":  # eligibility traces: one per weight, hidden state (2) and example (float32)
+        params = args.inputs * args.hidden + args.hidden + args.hidden * args.outputs + args.outputs
+        memory += 8.0 * args.batch * params
     available = available_memory()
     if available is not None and memory > available:
         parser.error(

@@ -207,3 +207,17 @@ def test_a_trained_online_network_scores_what_it_trained_to(batch):
     assert trainer.loss(spikes, labels) == pytest.approx(expected, rel=1e-5)
     assert losses[-1] != pytest.approx(losses[0], rel=1e-4)  # it trained
     assert np.asarray(trainer.net.record(jnp.asarray(spikes))["spikes"]).sum() > 0
+
+
+def test_command_line_counts_the_traces_in_its_memory_estimate(tmp_path, capsys, monkeypatch):
+    from helpers import cli as cli_module
+
+    sizes = ["--steps", "10", "--batch", "4", "--inputs", "100", "--hidden", "4", "--epochs", "2"]
+    needed = cli_module.training_memory(10, 4, 100, 4, 2, 5.0, epochs=2)["total"]
+    # room for BPTT, not for the traces (8 bytes x 4 examples x 410 weights)
+    monkeypatch.setattr(cli_module, "available_memory", lambda: needed + 1000)
+    with pytest.raises(SystemExit) as stop:
+        cli_main(["train", *sizes, "--learning", "d_rtrl", "--out", str(tmp_path / "o")])
+    message = capsys.readouterr().err.splitlines()[-1]
+    assert stop.value.code == 2 and "training needs about" in message and "memory" in message
+    assert not (tmp_path / "o").exists()
