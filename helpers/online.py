@@ -27,6 +27,7 @@ import brainunit as u
 import jax
 import jax.numpy as jnp
 
+from helpers.diagnostics import xla_memory
 from helpers.events import SpikeEvents, SpikeInput
 from helpers.minibatch import MinibatchTrainer
 from helpers.model import SNN
@@ -202,14 +203,23 @@ class OnlineTrainer(_Online, Trainer):
             self.learner(data.shape[1])  # compile the learner of this batch size before tracing a step
         return data
 
+    def gradient_memory(self, spikes, labels) -> dict[str, float]:
+        """XLA's memory estimate (MiB) of the program :meth:`gradient` runs on this batch shape
+        (``arguments``, ``outputs``, ``temporaries``, ``total``: :func:`helpers.diagnostics.xla_memory`).
+        Compiles it without running it; a :meth:`gradient` of the same shape afterwards reuses the
+        compilation."""
+        data = self.prepare_batch(spikes, labels)
+        return xla_memory(self._gradient_program().lower(data, labels).compile())
+
+    def _gradient_program(self):
+        return self.program(
+            "gradient", lambda: brainstate.transform.jit(lambda x, y: self.batch_gradient(x, y)[0])
+        )
+
     def gradient(self, spikes, labels) -> dict:
         """The weights' gradient of the per-step loss on this batch by this trainer's rule, without
         updating anything: ``{path: {"weight": ..., "bias": ...}}`` as brainstate returns it."""
-        data = self.prepare_batch(spikes, labels)
-        program = self.program(
-            "gradient", lambda: brainstate.transform.jit(lambda x, y: self.batch_gradient(x, y)[0])
-        )
-        return program(data, labels)
+        return self._gradient_program()(self.prepare_batch(spikes, labels), labels)
 
 
 class OnlineMinibatchTrainer(_Online, MinibatchTrainer):
