@@ -25,6 +25,7 @@ notebook  names
           quantise_array, load_network, nir_spyx
 13        distributed (DataParallelTrainer), launcher (launch), shd (SHD-layout files: load, read,
           write_synthetic)
+14        OnlineTrainer, OnlineMinibatchTrainer, LEARNING_RULES, per_step_cross_entropy, cosine
 README    save_checkpoint, load_checkpoint, read_checkpoint, CheckpointError, TrainingCore,
           TESTED_VERSIONS, stack_versions, check_stack, StackWarning
 ========  ==================================================================================
@@ -38,8 +39,9 @@ The modules form layers, each importing only from the layers below it (checked b
                                                real datasets' settings | the files a run writes |
                                                the export command | a NIR graph run in spyx |
                                                N local processes on 127.0.0.1 (--processes)
-    checkpoint | runs | page_recipe | exercises | selection | nir_export | quantise | distributed
-                                               network + optimiser on disk | many runs (vmap) | ... |
+    checkpoint | runs | online | page_recipe | exercises | selection | nir_export | quantise |
+    distributed                                network + optimiser on disk | many runs (vmap) |
+                                               online learning (braintrace; a TrainingCore path) | ... |
                                                a network as a NIR graph and back | weights of few bits
                                                | data parallel over processes (a MinibatchTrainer)
     minibatch                                  minibatch training (a TrainingCore)
@@ -94,6 +96,13 @@ from helpers.model import (
     heaviside,
 )
 from helpers.nir_export import NIRError, from_nir, read_nir, simulate_nir, spike_agreement, to_nir, write_nir
+from helpers.online import (
+    LEARNING_RULES,
+    OnlineMinibatchTrainer,
+    OnlineTrainer,
+    cosine,
+    per_step_cross_entropy,
+)
 from helpers.page_recipe import PAGE_PRINTED, run_page_recipe
 from helpers.plotting import (
     plot_confusion,
@@ -161,6 +170,11 @@ __all__ = [
     "EpochPlan",
     "MinibatchTrainer",
     "masked_mean",
+    "LEARNING_RULES",
+    "OnlineTrainer",
+    "OnlineMinibatchTrainer",
+    "per_step_cross_entropy",
+    "cosine",
     "plot_raster",
     "plot_network_activity",
     "plot_readout",

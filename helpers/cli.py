@@ -42,7 +42,9 @@ from helpers.versions import stack_versions
 
 DATASETS = ("random", "digits", "mnist1d", "shd", "ssc")
 #: what ``--resume`` takes from the checkpoint's ``extra`` record, besides the architecture and readout
-RUN_SETTINGS = ("dataset", "steps", "batch", "rate", "seed", "lr")
+RUN_SETTINGS = ("dataset", "steps", "batch", "rate", "seed", "lr", "learning")
+#: ``--learning``: BPTT, or an online rule of :mod:`helpers.online` (eligibility traces, braintrace)
+LEARNING = ("bptt", "d_rtrl", "es_d_rtrl")
 #: exit statuses: a diverged run or a failed write; bad options (argparse's); Ctrl-C (128 + SIGINT)
 EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 1, 2, 130
 
@@ -91,7 +93,8 @@ def build_parser(*, record_only_given: bool = False) -> argparse.ArgumentParser:
     train = commands.add_parser(
         "train",
         help="train the tutorial's spiking classifier",
-        description="Train the tutorial's spiking classifier with BPTT and Adam (defaults: the tutorial's). "
+        description="Train the tutorial's spiking classifier with BPTT and Adam (defaults: the tutorial's), "
+        "or online with eligibility traces (--learning d_rtrl or es_d_rtrl, notebook 14). "
         "--dataset digits or mnist1d trains with minibatches on real data, with the settings of notebook "
         "9 or 10 as defaults (the defaults shown are the random dataset's), keeps the best weights on "
         "validation and scores them once on the test split beside the notebook's baselines; it fixes "
@@ -153,6 +156,12 @@ def build_parser(*, record_only_given: bool = False) -> argparse.ArgumentParser:
         help="Adam learning rate (digits: 1e-2, mnist1d: 2e-2)",
     )
     run.add_argument("--seed", type=_seed, default=default(0), help="seed of weights and data")
+    run.add_argument(
+        "--learning",
+        choices=LEARNING,
+        default=default("bptt"),
+        help="BPTT, or online learning with eligibility traces (notebook 14; trains the per-step loss)",
+    )
     run.add_argument("--readout", choices=tuple(READOUTS), default=default("mean"), help="readout over time")
     run.add_argument("--out", type=_folder, default=default(Path("runs/train")), help="output folder")
     run.add_argument(
@@ -230,9 +239,10 @@ def _resume_settings(args: argparse.Namespace, parser: argparse.ArgumentParser, 
             continue
         value = extra[option]
         try:
-            if option == "dataset":
-                if value not in DATASETS:
-                    raise argparse.ArgumentTypeError(f"expected one of {list(DATASETS)}")
+            if option in ("dataset", "learning"):
+                choices = DATASETS if option == "dataset" else LEARNING
+                if value not in choices:
+                    raise argparse.ArgumentTypeError(f"expected one of {list(choices)}")
             else:
                 value = _SETTING_TYPES[option](str(value))
         except argparse.ArgumentTypeError as error:
@@ -340,6 +350,9 @@ def _check_memory(args: argparse.Namespace, parser: argparse.ArgumentParser, n_e
         memory = minibatch_memory(
             args.steps, n_examples, args.batch, args.inputs, args.hidden, args.outputs, args.processes
         )["total"]
+    if args.learning != "bptt":  # eligibility traces: one per weight, hidden state (2) and example (float32)
+        params = args.inputs * args.hidden + args.hidden + args.hidden * args.outputs + args.outputs
+        memory += 8.0 * args.batch * params
     available = available_memory()
     if available is not None and memory > available:
         parser.error(
@@ -375,17 +388,21 @@ class _Synthetic:
         import brainunit as u
 
         from helpers.model import SNN
+        from helpers.online import OnlineTrainer
         from helpers.synthetic import poisson_dataset
         from helpers.training import Trainer
 
         args = self.args
         brainstate.random.seed(args.seed)
         try:
-            net = SNN(args.inputs, args.hidden, args.outputs)
+            net = SNN(args.inputs, args.hidden, args.outputs, online=args.learning != "bptt")
             self.spikes, self.labels = poisson_dataset(args.steps, args.batch, args.inputs, args.rate * u.Hz)
             if args.outputs != 2:
                 parser.error(f"--outputs {args.outputs}: the {args.dataset!r} dataset has 2 classes")
-            self.trainer = Trainer(net, lr=args.lr, readout_method=args.readout)
+            if args.learning == "bptt":
+                self.trainer = Trainer(net, lr=args.lr, readout_method=args.readout)
+            else:
+                self.trainer = OnlineTrainer(net, args.learning, lr=args.lr, readout_method=args.readout)
         except (ValueError, TypeError) as error:
             parser.error(str(error))
         self.start, self.history = 0, np.empty(0)
@@ -441,15 +458,21 @@ class _RealData:
         import brainstate
 
         from helpers.distributed import DataParallelTrainer
+        from helpers.minibatch import MinibatchTrainer
         from helpers.model import SNN
+        from helpers.online import OnlineMinibatchTrainer
 
         args = self.args
         self.splits = cli_datasets.load_splits(args.dataset, args.data_dir, args.steps)
         self.encoded = cli_datasets.encode(args.dataset, self.splits, args.steps)
         brainstate.random.seed(args.seed)
-        net = SNN(args.inputs, args.hidden, args.outputs)
-        # one code path for one process, many local devices and many processes (--processes)
-        self.trainer = DataParallelTrainer(net, lr=args.lr, readout_method=args.readout)
+        net = SNN(args.inputs, args.hidden, args.outputs, online=args.learning != "bptt")
+        self.trainer: MinibatchTrainer
+        if args.learning == "bptt":
+            # one code path for one process, many local devices and many processes (--processes)
+            self.trainer = DataParallelTrainer(net, lr=args.lr, readout_method=args.readout)
+        else:
+            self.trainer = OnlineMinibatchTrainer(net, args.learning, lr=args.lr, readout_method=args.readout)
         return self.trainer
 
     def fit(self, on_epoch):
@@ -490,7 +513,7 @@ class _RealData:
             "test_loss": self.test["loss"],
             "baselines": self.baselines,
         }
-        extra = {k: getattr(args, k) for k in ("dataset", "steps", "batch", "seed", "lr")}
+        extra = {k: getattr(args, k) for k in ("dataset", "steps", "batch", "seed", "lr", "learning")}
         return dict(
             history=history, summary=summary, checkpoint_epoch=best["epoch"], marker=best["epoch"],
             extra=extra | {"epochs": args.epochs, "best_epoch": best["epoch"]},

@@ -129,6 +129,8 @@ def refuse_dataset_options(args: argparse.Namespace, parser: argparse.ArgumentPa
         parser.error("--processes: only for the real datasets (digits, mnist1d, shd, ssc)")
     if args.no_baselines and dataset_of(args) == "random":
         parser.error("--no-baselines: only for the real datasets (digits, mnist1d, shd, ssc)")
+    if args.processes != 1 and args.learning != "bptt":
+        parser.error(f"--processes: data parallelism trains with bptt only, not --learning {args.learning}")
 
 
 def load_splits(dataset: str, data_dir: Path | None = None, steps: int = 100):

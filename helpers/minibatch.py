@@ -171,7 +171,7 @@ class MinibatchTrainer(TrainingCore):
             spikes = jax.lax.with_sharding_constraint(spikes, by_example)
         return spikes
 
-    def _batch_loss(self, spikes, labels, mask):
+    def batch_loss(self, spikes, labels, mask=None):
         outputs, hidden = self._run(spikes)
         loss = self.loss_of(outputs, labels, mask)
         if self.regularizer is None:
@@ -179,17 +179,21 @@ class MinibatchTrainer(TrainingCore):
         return loss + self.regularizer(hidden, mask), loss
 
     def _epoch_fn(self, spikes, labels, indices, mask):
+        # the states in the batch's shape before the loop over batches, which must keep their shapes
+        # (a network that resets its states in place, SNN(online=True), would otherwise change them)
+        self.net.fresh_state(indices.shape[1])
+
         def train_batch(batch):
             idx, m = batch
-            grads, _, ce = brainstate.transform.grad(
-                self._batch_loss, self.params, has_aux=True, return_value=True
-            )(self._batch_input(spikes, idx), labels[idx], m)
+            grads, ce = self.batch_gradient(self._batch_input(spikes, idx), labels[idx], m)
             self.optimizer.update(grads)
             return ce
 
         return brainstate.transform.for_loop(train_batch, (indices, mask))
 
     def _evaluate_fn(self, spikes, labels, indices, mask):
+        self.net.fresh_state(indices.shape[1])  # as in _epoch_fn
+
         def eval_batch(batch):
             idx, m = batch
             outputs, hidden = self._run(self._batch_input(spikes, idx))

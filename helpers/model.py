@@ -106,6 +106,13 @@ class _KaimingNormal(braintools.init.KaimingNormal):
         return super().__call__(size, rng=_FlatNormalDraws(kwargs.get("rng", brainstate.random)))
 
 
+def _online_linear() -> type:
+    """``braintrace.nn.Linear`` (imported only when a network asks for it: see ``SNN(online=True)``)."""
+    import braintrace
+
+    return braintrace.nn.Linear
+
+
 class SNN(brainstate.nn.Module):
     """A one-hidden-layer spiking classifier trained with surrogate gradients.
 
@@ -137,6 +144,11 @@ class SNN(brainstate.nn.Module):
     train_tau_mem
         If true, every hidden neuron's membrane time constant is a trainable parameter, starting at
         ``tau_mem`` and stored as ``log(tau / ms)`` so that it stays positive. Default false.
+    online
+        If true, the Linear layers are ``braintrace.nn.Linear``: the same weights and the same products,
+        routed through braintrace's ``matmul`` so that ``braintrace.compile`` finds them and can train
+        them online with eligibility traces (:class:`helpers.OnlineTrainer`, notebook 14). BPTT
+        gives the same losses, bit for bit. Default false.
 
     Notes
     -----
@@ -166,8 +178,10 @@ class SNN(brainstate.nn.Module):
         input_scale: float | None = None,
         recurrent: bool = False,
         train_tau_mem: bool = False,
+        online: bool = False,
     ):
         super().__init__()
+        self.online = check_bool("online", online)
         self.recurrent = check_bool("recurrent", recurrent)
         self.train_tau_mem = check_bool("train_tau_mem", train_tau_mem)
         self.n_inputs = check_positive_int("n_inputs", n_inputs)
@@ -188,7 +202,7 @@ class SNN(brainstate.nn.Module):
         self.init_kwargs: dict[str, Any] = dict(
             n_inputs=self.n_inputs, n_hidden=self.n_hidden, n_outputs=self.n_outputs, tau_syn=tau_syn,
             tau_mem=tau_mem, tau_out=tau_out, v_threshold=v_threshold, surrogate=surrogate,
-            input_scale=input_scale, recurrent=recurrent, train_tau_mem=train_tau_mem,
+            input_scale=input_scale, recurrent=recurrent, train_tau_mem=train_tau_mem, online=online,
         )  # fmt: skip
         self._predictors: dict[str, Callable] = {}  # readout method -> compiled predictor (see predict)
         spike_fn = braintools.surrogate.ReluGrad() if surrogate is None else surrogate
@@ -196,8 +210,9 @@ class SNN(brainstate.nn.Module):
         float_type = brainstate.environ.dftype()
         zero_bias_mA = braintools.init.Constant(jnp.zeros((), float_type) * u.mA)
         zero_bias = braintools.init.Constant(jnp.zeros((), float_type))
+        linear = _online_linear() if online else brainstate.nn.Linear
         # input spikes -> synaptic current (mA)
-        self.input_layer = brainstate.nn.Linear(
+        self.input_layer = linear(
             n_inputs,
             n_hidden,
             w_init=_KaimingNormal(scale=input_scale, unit=u.mA),
@@ -216,16 +231,19 @@ class SNN(brainstate.nn.Module):
             spk_fun=spike_fn,
         )
         if recurrent:  # last step's hidden spikes -> current (mA), added to the input current
-            self.recurrent_layer = brainstate.nn.Linear(
-                n_hidden, n_hidden, w_init=_KaimingNormal(unit=u.mA), b_init=None
-            )
+            self.recurrent_layer = linear(n_hidden, n_hidden, w_init=_KaimingNormal(unit=u.mA), b_init=None)
         # spikes -> filtered readout (dimensionless)
-        self.readout_layer = brainstate.nn.Linear(
-            n_hidden, n_outputs, w_init=_KaimingNormal(), b_init=zero_bias
-        )
+        self.readout_layer = linear(n_hidden, n_outputs, w_init=_KaimingNormal(), b_init=zero_bias)
         self.readout = brainpy.state.Expon(
             n_outputs, tau=tau_out, g_initializer=braintools.init.Constant(0.0)
         )
+        if online:
+            # concrete states from the start (for one example; fresh_state resets them to a batch's
+            # shape in place). A state first created inside a compiled program holds a value that dies
+            # with the trace; this network resets its states in place, and one reset after such a birth
+            # ran silent (no hidden spike; every prediction the same) while training went on correctly:
+            # the cause of a trained network scoring at chance (tests/test_online.py).
+            brainstate.nn.init_all_states(self, batch_size=1)
 
     @property
     def config(self) -> dict[str, int | float | str]:
@@ -263,6 +281,16 @@ class SNN(brainstate.nn.Module):
         hidden_spikes = self.neurons(current)
         return self.readout(self.readout_layer(hidden_spikes))
 
+    def fresh_state(self, batch_size: int) -> None:
+        """Put the network in its initial state (every potential and current 0) for ``batch_size``
+        examples: ``brainstate.nn.init_all_states``, which makes new state objects. An ``online``
+        network resets the values of the states it has held since it was built instead
+        (``reset_all_states``), because a compiled braintrace learner holds on to those objects."""
+        if self.online:  # its states exist from the start (see __init__)
+            brainstate.nn.reset_all_states(self, batch_size=batch_size)
+        else:
+            brainstate.nn.init_all_states(self, batch_size=batch_size)
+
     def simulate(self, spikes: SpikeInput, *, checkpoint_base: int | None = None) -> jax.Array:
         """Run the network from a fresh state over ``spikes [T, B, n_inputs]``.
 
@@ -279,7 +307,7 @@ class SNN(brainstate.nn.Module):
         """
         if _from_outside(spikes):
             self.check_input(spikes)
-        brainstate.nn.init_all_states(self, batch_size=spikes.shape[1])
+        self.fresh_state(spikes.shape[1])
         if checkpoint_base is None:
             return brainstate.transform.for_loop(self.update, spikes)
         return brainstate.transform.checkpointed_for_loop(self.update, spikes, base=checkpoint_base)
@@ -300,7 +328,7 @@ class SNN(brainstate.nn.Module):
         unknown = [name for name in keep if name not in self.RECORDED]
         if unknown:
             raise ValueError(f"keep must name some of {list(self.RECORDED)}, got {unknown}")
-        brainstate.nn.init_all_states(self, batch_size=spikes.shape[1])
+        self.fresh_state(spikes.shape[1])
 
         def step(spikes_t):
             output = self.update(spikes_t)

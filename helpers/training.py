@@ -76,9 +76,10 @@ class TrainingCore:
     :meth:`Trainer.fit_history` (``epoch``, ``train_loss``, then ``val_*``). An outer strategy (many
     runs with ``vmap``, data parallel over processes) wraps a subclass's traced step, as
     :func:`helpers.fit_runs` wraps :meth:`Trainer.run_epochs`, and keeps its compiled program with
-    :meth:`program`. Online learning (a per-step update instead of BPTT) would be a subclass whose
-    step is the online rule. A checkpoint takes :attr:`net` and :attr:`optimizer`
-    (:func:`helpers.save_checkpoint`).
+    :meth:`program`. A path's compiled step takes its gradient from :meth:`batch_gradient` (the step
+    hook) of :meth:`batch_loss` (which reads the outputs with :meth:`loss_of`, the loss hook): online
+    learning (:mod:`helpers.online`) overrides these two hooks and nothing else of the loop. A
+    checkpoint takes :attr:`net` and :attr:`optimizer` (:func:`helpers.save_checkpoint`).
     """
 
     def __init__(
@@ -114,10 +115,27 @@ class TrainingCore:
         return self._programs[key]
 
     def loss_of(self, outputs, labels, mask=None):
-        """The training loss of readout traces ``[T, B, C]``: this core's readout over time, then the
-        cross-entropy (nats) against ``labels [B]``, averaged over the examples where ``mask [B]`` is
-        true (all, without a mask). Traced inside the compiled programs."""
+        """The loss hook: the training loss of readout traces ``[T, B, C]``: this core's readout over
+        time, then the cross-entropy (nats) against ``labels [B]``, averaged over the examples where
+        ``mask [B]`` is true (all, without a mask). Traced inside the compiled programs. A way of
+        training with another loss overrides it (the per-step loss of :mod:`helpers.online`)."""
         return cross_entropy(readout(outputs, self.readout_method), labels, mask)
+
+    def batch_loss(self, spikes, labels, mask=None):
+        """``(objective, reported)`` of one batch, traced: what the gradient is taken of, and the loss
+        recorded in the history (they differ by a regularizer). Each path defines how it runs the
+        network; the loss itself is :meth:`loss_of`."""
+        raise NotImplementedError
+
+    def batch_gradient(self, spikes, labels, mask=None):
+        """The step hook: ``(gradients, reported loss)`` of one batch, traced inside a compiled step;
+        each path's step applies ``self.optimizer.update`` to the gradients. Here BPTT of
+        :meth:`batch_loss` with respect to the weights; a learning rule that computes its gradient
+        otherwise (eligibility traces, :mod:`helpers.online`) overrides it."""
+        grads, _, loss = brainstate.transform.grad(
+            self.batch_loss, self.params, has_aux=True, return_value=True
+        )(spikes, labels, mask)
+        return grads, loss
 
     def reinitialize(self, seed: int) -> None:
         """Start over from fresh weights: seed brainstate's generator with ``seed``, draw the weights a
@@ -241,11 +259,15 @@ class Trainer(TrainingCore):
         self._loss = brainstate.transform.jit(self._loss_fn)
 
     # -- pure pieces, traced under jit ------------------------------------------------------
+    def batch_loss(self, spikes, labels, mask=None):
+        loss = self.loss_of(self.net.simulate(spikes, checkpoint_base=self.checkpoint_base), labels, mask)
+        return loss, loss
+
     def _loss_fn(self, spikes, labels):
-        return self.loss_of(self.net.simulate(spikes, checkpoint_base=self.checkpoint_base), labels)
+        return self.batch_loss(spikes, labels)[1]
 
     def _train_step(self, spikes, labels):
-        grads, loss = brainstate.transform.grad(self._loss_fn, self.params, return_value=True)(spikes, labels)
+        grads, loss = self.batch_gradient(spikes, labels)
         self.optimizer.update(grads)
         return loss
 

@@ -197,7 +197,8 @@ def _path_cases(tmp_path):
 @pytest.mark.parametrize(
     "case",
     ["out under a file", "out is a file", "out not writable", "out in /proc", "out holding other files",
-     "out a symbolic link", "full disk", "memory", "seed", "processes", "data-dir", "no-baselines"],
+     "out a symbolic link", "full disk", "memory", "seed", "processes", "data-dir", "no-baselines",
+     "processes online"],
 )  # fmt: skip
 def test_every_dataset_refuses_before_training(dataset, case, tmp_path, capsys, monkeypatch):
     def no_training(*args, **kwargs):
@@ -227,6 +228,12 @@ def test_every_dataset_refuses_before_training(dataset, case, tmp_path, capsys, 
             if dataset == "random"
             else "--batch 32: must be a multiple of --processes 3"
         )
+    elif case == "processes online" and dataset != "random":  # data parallelism is a BPTT path
+        args += ["--processes", "2", "--learning", "d_rtrl"]
+        expected = "--processes: data parallelism trains with bptt only, not --learning d_rtrl"
+    elif case == "processes online":
+        args += ["--processes", "2", "--learning", "d_rtrl"]
+        expected = "--processes: only for the real datasets"
     elif case == "no-baselines" and dataset == "random":  # only the real datasets have baselines
         args += ["--no-baselines"]
         expected = "--no-baselines: only for the real datasets"

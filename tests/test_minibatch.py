@@ -76,7 +76,7 @@ def test_the_padded_examples_do_not_change_the_gradient(digits_latency):
     real = jnp.asarray(spikes[:, :5], jnp.float32), jnp.asarray(labels[:5])
     # the same five examples, padded with three others that the mask hides
     padded = jnp.asarray(spikes[:, :8], jnp.float32), jnp.asarray(labels[:8])
-    grad = brainstate.transform.grad(lambda *a: trainer._batch_loss(*a)[0], trainer.params)
+    grad = brainstate.transform.grad(lambda *a: trainer.batch_loss(*a)[0], trainer.params)
     g_real = grad(*real, jnp.ones(5, bool))
     g_padded = grad(*padded, jnp.arange(8) < 5)
     g_unmasked = grad(*padded, jnp.ones(8, bool))
