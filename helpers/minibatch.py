@@ -181,7 +181,7 @@ class MinibatchTrainer(TrainingCore):
     def _epoch_fn(self, spikes, labels, indices, mask):
         # the states in the batch's shape before the loop over batches, which must keep their shapes
         # (a network that resets its states in place, SNN(online=True), would otherwise change them)
-        self.net.fresh_state(indices.shape[1])
+        self.net.fresh_state(mask.shape[1])  # mask [n_batches, B] on every path
 
         def train_batch(batch):
             idx, m = batch
@@ -192,7 +192,7 @@ class MinibatchTrainer(TrainingCore):
         return brainstate.transform.for_loop(train_batch, (indices, mask))
 
     def _evaluate_fn(self, spikes, labels, indices, mask):
-        self.net.fresh_state(indices.shape[1])  # as in _epoch_fn
+        self.net.fresh_state(mask.shape[1])  # as in _epoch_fn
 
         def eval_batch(batch):
             idx, m = batch
