@@ -30,13 +30,16 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import brainpy
 import brainstate
 import brainunit as u
 import jax.numpy as jnp
 import numpy as np
+
+if TYPE_CHECKING:  # nir is imported where it is used (an optional dependency)
+    import nir
 
 from helpers.model import SNN, TrainableTauLIF
 from helpers.validation import check_instance, check_positive_quantity, get_dt
@@ -96,7 +99,7 @@ def _linear_params(layer) -> tuple[np.ndarray, np.ndarray]:
     return weight.copy(), bias.copy()
 
 
-def to_nir(net: SNN, *, metadata: dict[str, Any] | None = None) -> Any:
+def to_nir(net: SNN, *, metadata: dict[str, Any] | None = None) -> nir.NIRGraph:
     """The NIR graph (``nir.NIRGraph``) of ``net`` at the time step ``dt`` of ``brainstate.environ``.
 
     The time constants are the network's own (in ms): exponential Euler decays by exactly
@@ -172,7 +175,7 @@ def write_nir(path: str | os.PathLike, net_or_graph: Any, *, metadata: dict[str,
     return path
 
 
-def read_nir(path: str | os.PathLike) -> Any:
+def read_nir(path: str | os.PathLike) -> nir.NIRGraph:
     """The NIR graph stored at ``path``; :class:`NIRError` if it is not a readable NIR file."""
     nir = _nir()
     path = Path(path)

@@ -23,10 +23,13 @@ install it, and its tests skip where it is absent. Notebook 12.
 from __future__ import annotations
 
 import copy
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import brainunit as u
 import numpy as np
+
+if TYPE_CHECKING:  # nir is imported where it is used (an optional dependency)
+    import nir
 
 from helpers.nir_export import _chain, _decay, _gain
 from helpers.validation import check_positive_quantity
@@ -45,7 +48,7 @@ def _spyx_nir():
     return spyx.nir
 
 
-def spyx_graph(graph: Any, dt: u.Quantity, *, through: str = "readout_layer") -> Any:
+def spyx_graph(graph: nir.NIRGraph, dt: u.Quantity, *, through: str = "readout_layer") -> nir.NIRGraph:
     """The graph spyx must be given to compute ``graph``'s (exported) network at step ``dt``.
 
     ``through`` is the last node kept: ``"readout_layer"`` (spyx outputs the readout Affine's value at
