@@ -26,6 +26,7 @@ def leaves(tree):
     return [np.asarray(u.get_mantissa(x)) for x in jax.tree.leaves(tree)]
 
 
+@pytest.mark.slow
 def test_checkpoint_round_trip_is_exact(trained, tmp_path):
     trainer, losses, *_ = trained
     path = helpers.save_checkpoint(
@@ -45,6 +46,7 @@ def test_checkpoint_round_trip_is_exact(trained, tmp_path):
     assert [p.name for p in tmp_path.iterdir()] == ["run.msgpack"]  # no temporary files left
 
 
+@pytest.mark.slow
 def test_resumed_training_continues_the_same_history(small_batch, tmp_path):
     spikes, labels = small_batch
     brainstate.random.seed(0)
@@ -60,6 +62,7 @@ def test_resumed_training_continues_the_same_history(small_batch, tmp_path):
     np.testing.assert_array_equal(np.concatenate([head, tail]), uninterrupted)
 
 
+@pytest.mark.slow
 def test_checkpoint_of_another_network_is_refused(trained, tmp_path):
     trainer, losses, *_ = trained
     helpers.save_checkpoint(tmp_path / "c.msgpack", trainer.net, trainer.optimizer, epoch=15, losses=losses)
@@ -174,6 +177,7 @@ def test_crafted_checkpoints_are_refused_field_by_field(case, change, message, t
         np.testing.assert_array_equal(a, b)
 
 
+@pytest.mark.slow
 def test_checkpoint_of_a_recurrent_network_with_trainable_time_constants(small_batch, tmp_path):
     """The options in the configuration, and the extra parameters, pass the field-by-field checks."""
     spikes, labels = small_batch

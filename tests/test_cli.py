@@ -89,6 +89,7 @@ def test_cli_output_path_is_a_file(tmp_path, capsys):
     assert out.read_text() == "keep me\n"
 
 
+@pytest.mark.slow
 def test_cli_resume_problems(checkpoint, tmp_path, capsys):
     out = tmp_path / "out"
     missing = run_cli([*GOOD, "--resume", str(tmp_path / "nope.msgpack")], out, capsys)
@@ -101,6 +102,7 @@ def test_cli_resume_problems(checkpoint, tmp_path, capsys):
     assert not out.exists()
 
 
+@pytest.mark.slow
 def test_cli_succeeds_on_good_options(checkpoint, tmp_path, capsys):
     """The control case: the same call without the bad option writes the four outputs."""
     out = tmp_path / "out"
@@ -190,6 +192,7 @@ def test_resume_continues_the_same_history_with_the_checkpoints_settings(tmp_pat
     assert summary["resumed_from_epoch"] == 15 and summary["settings"]["lr"] == 0.01
 
 
+@pytest.mark.slow
 def test_command_line_divergence_writes_nothing(tmp_path, capsys):
     assert (
         cli_main(["train", "--lr", "1e30", "--epochs", "20", "--out", str(tmp_path / "out"), "--no-progress"])
@@ -307,6 +310,7 @@ def test_cli_resume_refuses_other_settings(checkpoint, tmp_path, capsys):
     assert not (tmp_path / "out").exists()
 
 
+@pytest.mark.slow
 def test_cli_resume_refuses_a_crafted_checkpoint(checkpoint, tmp_path, capsys):
     import braintools
 
@@ -336,6 +340,7 @@ def test_cli_resume_refuses_a_crafted_checkpoint(checkpoint, tmp_path, capsys):
 
 
 # -- training that blows up, Ctrl-C, failures while writing ---------------------------------------------
+@pytest.mark.slow
 def test_cli_warns_when_the_loss_blows_up(tmp_path, capsys):
     """--lr 1e3 sends the loss of this run from ln 2 to thousands of nats without NaN (--lr 10: 31.6)."""
     out = tmp_path / "out"
@@ -354,6 +359,7 @@ def old_run(tmp_path) -> Path:
     return out
 
 
+@pytest.mark.slow
 def test_cli_ctrl_c_during_training(old_run, tmp_path, capsys, monkeypatch):
     before = folder_state(tmp_path)
     capsys.readouterr()
@@ -375,6 +381,7 @@ def test_cli_ctrl_c_during_training(old_run, tmp_path, capsys, monkeypatch):
     assert folder_state(tmp_path) == before
 
 
+@pytest.mark.slow
 def test_cli_ctrl_c_while_writing_keeps_the_old_run(old_run, tmp_path, capsys, monkeypatch):
     before = folder_state(tmp_path)
     capsys.readouterr()
@@ -397,6 +404,7 @@ def test_cli_ctrl_c_while_writing_keeps_the_old_run(old_run, tmp_path, capsys, m
     assert folder_state(tmp_path) == before
 
 
+@pytest.mark.slow
 def test_cli_disk_full_while_writing(old_run, tmp_path, capsys, monkeypatch):
     before = folder_state(tmp_path)
     capsys.readouterr()

@@ -32,6 +32,7 @@ def usage_error(args, capsys) -> str:
     return err.splitlines()[-1]
 
 
+@pytest.mark.slow
 def test_export_a_run_folder_and_a_checkpoint(run_folder, tmp_path, capsys):
     data = np.random.default_rng(0).random((20, 3, 12)) < 0.3
     data = data.astype(np.float32)

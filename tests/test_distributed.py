@@ -85,6 +85,7 @@ def resumed_and_whole(trainer, train, checkpoint) -> tuple[np.ndarray, np.ndarra
     return np.concatenate([restored["losses"], tail]), whole
 
 
+@pytest.mark.slow
 def test_resume_from_a_checkpoint_continues_the_same_losses(tmp_path):
     trainer = _trainer(distributed.DataParallelTrainer)
     resumed, whole = resumed_and_whole(trainer, _digits_part(), tmp_path / "c.msgpack")

@@ -75,6 +75,7 @@ def test_simulate_on_events_equals_dense_and_so_do_gradients(hidden, batch):
         np.testing.assert_allclose(u.get_mantissa(event), u.get_mantissa(dense), rtol=2e-5, atol=1e-7)
 
 
+@pytest.mark.slow
 def test_a_batch_without_a_single_spike():
     net = helpers.SNN(10, 3, 2)
     events = helpers.spike_events(np.zeros((5, 4, 10), bool))

@@ -26,10 +26,12 @@ def train_learnable_task(epochs: int = 300) -> np.ndarray:
     return helpers.fit(helpers.SNN(), spikes, labels, epochs=epochs, lr=1e-2)
 
 
+@pytest.mark.slow
 def test_the_intact_stack_clears_the_learning_floor():
     assert train_learnable_task()[-1] < LEARNED
 
 
+@pytest.mark.slow
 def test_a_surrogate_with_zero_gradient_is_caught(monkeypatch):
     monkeypatch.setattr(braintools.surrogate.ReluGrad, "surrogate_grad", lambda self, x: jnp.zeros_like(x))
     losses = train_learnable_task()

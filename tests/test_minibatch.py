@@ -91,6 +91,7 @@ def jax_leaves(tree):
     return [np.asarray(getattr(leaf, "mantissa", leaf)) for leaf in jax.tree_util.tree_leaves(tree)]
 
 
+@pytest.mark.slow
 def test_one_compilation_serves_every_epoch_seed_and_the_partial_batch(digits_latency):
     train, val = digits_latency
     trainer = small_trainer()
@@ -116,6 +117,7 @@ def test_training_on_digits_learns_and_is_reproducible(digits_latency):
     np.testing.assert_array_equal(trainer.fit(train, 4, 32, seed=0)["train_loss"], history["train_loss"])
 
 
+@pytest.mark.slow
 def test_evaluation_in_batches_matches_one_batch(digits_latency):
     _, (spikes, labels) = digits_latency
     trainer = small_trainer()
@@ -132,6 +134,7 @@ def test_evaluation_in_batches_matches_one_batch(digits_latency):
     )
 
 
+@pytest.mark.slow
 def test_splits_with_as_many_batches_share_one_evaluation_program(digits_latency):
     _, (spikes, labels) = digits_latency
     trainer = small_trainer()
@@ -175,6 +178,7 @@ def test_bad_input_is_refused(digits_latency):
         MinibatchTrainer(helpers.SNN(64, 4, 10), readout_method="median")
 
 
+@pytest.mark.slow
 def test_weights_can_be_kept_and_put_back(digits_latency):
     train, val = digits_latency
     trainer = small_trainer()

@@ -32,6 +32,7 @@ def test_biases_are_strongly_typed_float32():
             assert array.dtype == jnp.float32 and not array.weak_type
 
 
+@pytest.mark.slow
 def test_every_configured_constant_reaches_the_dynamics():
     """Each time constant sets the decay of its variable per 1 ms step to exp(-1 ms / tau); the
     threshold and membrane constant set when a constant drive makes the LIF fire."""
@@ -58,6 +59,7 @@ def test_init_kwargs_rebuild_the_same_network():
     assert rebuilt.config == net.config
 
 
+@pytest.mark.slow
 def test_compiled_predictor_is_freed_with_its_network(small_batch):
     """No cache outside the network keeps it alive: predicting, scoring and training leave nothing."""
     import gc
@@ -73,6 +75,7 @@ def test_compiled_predictor_is_freed_with_its_network(small_batch):
     assert alive() is None
 
 
+@pytest.mark.slow
 def test_record_returns_traces_with_units(small_batch):
     spikes, _ = small_batch
     net = helpers.SNN()
@@ -83,6 +86,7 @@ def test_record_returns_traces_with_units(small_batch):
     np.testing.assert_array_equal(traces["output"], net.simulate(spikes))
 
 
+@pytest.mark.slow
 def test_lif_fires_at_the_analytic_time():
     """A constant 1.5 mA drive crosses 1 mV at t = 20 ms * ln(3) = 21.97 ms, i.e. in step 22."""
     neuron = helpers.SNN(1, 1, 1).neurons
@@ -173,6 +177,7 @@ def _input_gradient(net, spikes, labels):
     return np.asarray(u.get_mantissa(grads[("input_layer", "weight")]["weight"]))
 
 
+@pytest.mark.slow
 def test_detached_reset_keeps_the_forward_pass_and_cuts_only_the_reset_gradient():
     spikes = jnp.array([[[1.0, 1.0]], [[1.0, 0.0]], [[0.0, 1.0]]])
     labels = jnp.array([1])

@@ -28,6 +28,7 @@ def test_a_plain_network_is_unchanged_by_the_options(small_batch):
     }
 
 
+@pytest.mark.slow
 def test_recurrent_weights_feed_back_last_steps_spikes(small_batch):
     spikes, _ = small_batch
     brainstate.random.seed(0)
@@ -52,6 +53,7 @@ def test_recurrent_weights_feed_back_last_steps_spikes(small_batch):
     assert not np.allclose(with_feedback, np.asarray(feed_forward.simulate(spikes)))
 
 
+@pytest.mark.slow
 def test_recurrent_weights_get_a_gradient(small_batch):
     spikes, _ = small_batch
     brainstate.random.seed(0)
@@ -60,6 +62,7 @@ def test_recurrent_weights_get_a_gradient(small_batch):
     assert float(jnp.abs(u.get_magnitude(grads[("recurrent_layer", "weight")]["weight"])).sum()) > 0
 
 
+@pytest.mark.slow
 def test_trainable_time_constants_start_at_tau_mem_and_get_a_gradient(small_batch):
     spikes, _ = small_batch
     brainstate.random.seed(0)

@@ -65,6 +65,7 @@ def test_one_neuron_against_nir_equations_by_hand():
 
 
 @pytest.mark.parametrize("train_tau_mem", [False, True])
+@pytest.mark.slow
 def test_round_trip_gives_identical_outputs(train_tau_mem, tmp_path):
     net = helpers.SNN(12, 16, 3, input_scale=20.0, train_tau_mem=train_tau_mem)
     if train_tau_mem:  # every neuron its own time constant
@@ -212,6 +213,7 @@ def test_read_nir_refuses_other_files(tmp_path):
         helpers.read_nir(tmp_path / "missing.nir")
 
 
+@pytest.mark.slow
 def test_load_network_from_a_checkpoint(tmp_path):
     net = helpers.SNN(12, 6, 3, input_scale=20.0, train_tau_mem=True)
     net.neurons.log_tau.value = jnp.log(jnp.linspace(5.0, 40.0, 6, dtype=jnp.float32))

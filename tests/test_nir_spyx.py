@@ -18,6 +18,7 @@ pytest.importorskip("spyx")  # pinned in environment.yml; skipped only where it 
 MARGIN = 1e-4
 
 
+@pytest.mark.slow
 def test_spyx_agrees_spike_for_spike():
     net = helpers.SNN(12, 32, 3, input_scale=20.0)
     data = jnp.asarray(np.random.default_rng(0).random((40, 6, 12)) < 0.2, brainstate.environ.dftype())
@@ -33,6 +34,7 @@ def test_spyx_agrees_spike_for_spike():
     np.testing.assert_allclose(theirs["output"][:, same], np.asarray(record["output"])[:, same], atol=1e-4)
 
 
+@pytest.mark.slow
 def test_without_the_conversion_spyx_differs_or_refuses():
     import spyx.nir
 

@@ -40,6 +40,7 @@ def gradient(learning, spikes, labels, *, seed=0, direct_input=False, **options)
     return helpers.OnlineTrainer(net, learning).gradient(spikes, labels)
 
 
+@pytest.mark.slow
 def test_online_layers_leave_bptt_bit_identical(batch):
     spikes, labels = batch
     for options in ({}, {"recurrent": True}):
@@ -51,6 +52,7 @@ def test_online_layers_leave_bptt_bit_identical(batch):
         np.testing.assert_array_equal(losses[0], losses[1])
 
 
+@pytest.mark.slow
 def test_online_bptt_trains_the_per_step_loss(batch):
     spikes, labels = batch
     net = network()
@@ -62,6 +64,7 @@ def test_online_bptt_trains_the_per_step_loss(batch):
 
 
 @pytest.mark.parametrize("steps", [1, 5, 60])
+@pytest.mark.slow
 def test_d_rtrl_equals_bptt_where_it_is_exact(batch, steps):
     """No recurrence, the weights driving the membrane directly and a readout without memory (its
     decay exp(-dt / 1 us) is 0 in float32): every hidden state depends on a weight only through its
@@ -75,6 +78,7 @@ def test_d_rtrl_equals_bptt_where_it_is_exact(batch, steps):
     np.testing.assert_allclose(online, bptt, rtol=1e-4, atol=1e-4 * np.abs(bptt).max())  # to rounding
 
 
+@pytest.mark.slow
 def test_one_step_through_the_synapse_counts_the_step_twice(batch):
     """With the synapse between weights and membrane (the tutorial's network), the current and the
     potential both carry the trace of the same step: D-RTRL's first-step gradient is exactly twice
@@ -108,6 +112,7 @@ def test_memory_does_not_grow_with_steps():
     assert temporaries["bptt", 1000] > 5 * temporaries["bptt", 100]
 
 
+@pytest.mark.slow
 def test_online_training_lowers_the_loss_and_resumes_from_a_checkpoint(batch, tmp_path):
     spikes, labels = batch
     trainer = helpers.OnlineTrainer(network(), "d_rtrl", lr=1e-2)
@@ -120,6 +125,7 @@ def test_online_training_lowers_the_loss_and_resumes_from_a_checkpoint(batch, tm
     np.testing.assert_array_equal(resumed.fit(spikes, labels, 3), continued)
 
 
+@pytest.mark.slow
 def test_online_minibatches(batch):
     spikes, labels = batch
     trainer = helpers.OnlineMinibatchTrainer(network(), "es_d_rtrl", lr=1e-2)
@@ -194,6 +200,7 @@ def test_command_line_trains_digits_online(tmp_path, capsys):
     assert summary["settings"]["learning"] == "d_rtrl" and 0 <= summary["test_accuracy"] <= 1
 
 
+@pytest.mark.slow
 def test_a_trained_online_network_scores_what_it_trained_to(batch):
     """Regression: an online network whose states were first created inside the compiled training
     step then ran silent when evaluated (reset in place), so BPTT of the per-step loss trained while

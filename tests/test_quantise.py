@@ -41,6 +41,7 @@ def test_quantised_network():
     assert all(np.array_equal(before[key], after[key]) for key in before)  # the original is untouched
 
 
+@pytest.mark.slow
 def test_sixteen_bits_barely_change_the_output():
     net = helpers.SNN(20, 16, 3, input_scale=20.0)
     data = brainstate.random.rand(30, 4, 20) < 0.2

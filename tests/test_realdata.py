@@ -73,6 +73,7 @@ def test_bad_seeds_are_refused(bad):
         D.load_digits(seed=bad)
 
 
+@pytest.mark.slow
 def test_mnist1d_is_generated_offline_without_side_effects(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     D._mnist1d_raw.cache_clear()
@@ -159,6 +160,7 @@ def test_spike_counts_sum_over_time():
         D.spike_counts(np.zeros((4, 2)))
 
 
+@pytest.mark.slow
 def test_encode_splits_encodes_every_part_once(digits):
     calls = []
 
@@ -177,6 +179,7 @@ def test_encode_splits_encodes_every_part_once(digits):
         D.encode_splits(digits.train, encode)
 
 
+@pytest.mark.slow
 def test_the_command_lines_sizes_are_the_datasets():
     """helpers.cli estimates memory from these counts before loading anything."""
     from helpers.cli_datasets import N_EXAMPLES

@@ -60,6 +60,7 @@ def test_float32_gradients_agree():
         np.testing.assert_allclose(a, np.asarray(b), rtol=1e-5, atol=1e-6, err_msg=name)
 
 
+@pytest.mark.slow
 def test_reference_surrogate_is_relugrad():
     spike = reference.make_spike(0.3, 1.0)
     x = jax.numpy.linspace(-2, 2, 41)

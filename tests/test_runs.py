@@ -91,6 +91,7 @@ def test_a_second_call_reuses_the_compiled_program(data):
     assert compiled.jitted == 0 and again["losses"].shape == (2, 4)
 
 
+@pytest.mark.slow
 def test_the_compiled_runs_are_freed_with_their_trainer(data):
     import gc
     import weakref

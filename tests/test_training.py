@@ -46,6 +46,7 @@ def test_dense_loss_history_is_bit_identical_to_the_page_and_events_agree_to_rou
     assert trainer.accuracy(spikes, labels) == 1.0
 
 
+@pytest.mark.slow
 def test_training_learns_and_a_model_without_surrogate_does_not():
     brainstate.random.seed(0)
     spikes, labels = helpers.poisson_dataset(n_steps=50, batch_size=32, seed=2)
@@ -62,6 +63,7 @@ def test_training_learns_and_a_model_without_surrogate_does_not():
     assert frozen_losses[-1] > 0.6  # only the readout bias learns: the class prior
 
 
+@pytest.mark.slow
 def test_loss_and_accuracy_use_the_same_readout(small_batch):
     spikes, labels = small_batch
     net = helpers.SNN()
@@ -145,6 +147,7 @@ def seeded_trainer(seed: int) -> helpers.Trainer:
     return helpers.Trainer(helpers.SNN(), lr=1e-2)
 
 
+@pytest.mark.slow
 def test_epochs_inside_one_jit_give_the_same_losses(small_batch):
     spikes, labels = small_batch
     one_by_one = seeded_trainer(0).fit(spikes, labels, 30)
@@ -155,6 +158,7 @@ def test_epochs_inside_one_jit_give_the_same_losses(small_batch):
     assert compiled.jitted == 1  # one program for the 3 chunks
 
 
+@pytest.mark.slow
 def test_reinitialize_equals_a_fresh_trainer_without_recompiling(small_batch):
     spikes, labels = small_batch
     fresh = seeded_trainer(4).fit(spikes, labels, 10)
@@ -182,6 +186,7 @@ def test_fit_history_records_without_training_on_validation():
     assert history["train_loss"][-1] == pytest.approx(trainer.loss(*train))
 
 
+@pytest.mark.slow
 def test_predict_agrees_with_accuracy_and_the_confusion_matrix(small_batch):
     spikes, labels = small_batch
     net = helpers.SNN(100, 8, 3)
@@ -211,6 +216,7 @@ def test_checkpointed_loop_saves_memory_and_agrees():
     np.testing.assert_allclose(checkpointed[1], plain[1], rtol=1e-5)
 
 
+@pytest.mark.slow
 def test_memory_estimate_of_several_epochs_per_call(small_batch):
     spikes, labels = small_batch
     trainer = helpers.Trainer(helpers.SNN())
@@ -222,6 +228,7 @@ def test_memory_estimate_of_several_epochs_per_call(small_batch):
     assert ten["outputs"] > one["outputs"]  # ten losses come back instead of one
 
 
+@pytest.mark.slow
 def test_prepare_input_converts_to_events_and_both_modes_train_alike():
     brainstate.random.seed(0)
     spikes, labels = helpers.poisson_dataset(n_steps=40, batch_size=32, seed=2)

@@ -5,9 +5,12 @@ import subprocess
 import sys
 import warnings
 
+import pytest
+
 import helpers
 
 
+@pytest.mark.slow
 def test_import_fails_clearly_without_brainpy_state(tmp_path):
     fake = tmp_path / "brainpy"
     fake.mkdir()
