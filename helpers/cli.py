@@ -580,6 +580,7 @@ def train(
 
     given = given or {}
     cli_datasets.refuse_dataset_options(args, parser)
+    cli_deep.refuse_with_resume(args, parser, given)  # before a checkpoint is read (issue 19's options)
     kind = _Synthetic if cli_datasets.dataset_of(args) == "random" else _RealData
     run = kind(args, parser, given)  # settles and checks the options (and a checkpoint)
     cli_deep.settle(args, parser, given)  # the deeper networks' options (issue 19), on settled ones

@@ -137,17 +137,23 @@ def is_deep(args: argparse.Namespace) -> bool:
     return args.layers is not None or args.neuron != "lif" or args.output == "spikes"
 
 
-def settle(args: argparse.Namespace, parser: argparse.ArgumentParser, given: dict) -> None:
-    """Refuse the combinations that make no sense (one line, exit status 2) and settle the rest:
-    ``--output`` sets the readout, ``--layers`` the number of hidden neurons (their sum), ``--loss``
-    its default. Call it after the dataset's options are settled."""
-    deep = is_deep(args)
+def refuse_with_resume(args: argparse.Namespace, parser: argparse.ArgumentParser, given: dict) -> None:
+    """Refuse these options beside ``--resume`` (before the checkpoint is read): a resumed run
+    continues with the checkpoint's own network and loss."""
     if args.resume is not None:
         for option in OPTIONS:
             if option in given:
                 parser.error(
                     f"--{option.replace('_', '-')}: not with --resume (it continues the checkpoint's run)"
                 )
+
+
+def settle(args: argparse.Namespace, parser: argparse.ArgumentParser, given: dict) -> None:
+    """Refuse the combinations that make no sense (one line, exit status 2) and settle the rest:
+    ``--output`` sets the readout, ``--layers`` the number of hidden neurons (their sum), ``--loss``
+    its default. Call it after the dataset's options are settled."""
+    deep = is_deep(args)
+    refuse_with_resume(args, parser, given)
     if args.layers is not None and "hidden" in given:
         parser.error("--hidden and --layers: give one (--layers 128 is one hidden layer of 128)")
     if args.output is not None:
