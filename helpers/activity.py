@@ -15,6 +15,8 @@ anyway. See notebook 11.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import brainunit as u
 import jax
 import jax.numpy as jnp
@@ -145,7 +147,7 @@ def firing_bounds(
     lower: tuple[float, float] | None = None,
     *,
     layer_sizes: tuple[int, ...] | None = None,
-):
+) -> Callable:
     """A regulariser for :class:`~helpers.MinibatchTrainer` that steers activity into a band: an
     upper bound on every neuron and a lower bound on every layer's population (issue 19).
 

@@ -13,10 +13,13 @@ from __future__ import annotations
 
 import argparse
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from helpers.deep import NEURONS, parse_layers
 from helpers.readout import LOSSES, READOUTS, SPIKE_LOSSES, check_loss
+
+if TYPE_CHECKING:
+    from helpers.model import SNN
 
 #: ``--output``: output spikes, or a membrane readout read over time in one of the ways of READOUTS
 OUTPUT_CHOICES = ("spikes", *READOUTS)
@@ -196,10 +199,10 @@ def settle(args: argparse.Namespace, parser: argparse.ArgumentParser, given: dic
         args.hidden = sum(args.layers)
 
 
-def network(args: argparse.Namespace):
+def network(args: argparse.Namespace) -> SNN:
     """The network the options ask for: :class:`helpers.SNN` (as before this module) or a
     :class:`helpers.deep.DeepSNN`. Needs ``dt`` set; draws from brainstate's generator."""
-    from helpers.model import SNN
+    from helpers.model import SNN  # noqa: F811 (the stack loads only when a network is built)
 
     if not is_deep(args):
         return SNN(args.inputs, args.hidden, args.outputs, online=args.learning != "bptt")
@@ -218,7 +221,7 @@ def network(args: argparse.Namespace):
     )
 
 
-def regularizer(args: argparse.Namespace):
+def regularizer(args: argparse.Namespace) -> Callable | None:
     """The regulariser ``f(hidden spikes, mask)`` of ``--regularise`` (``None`` without it): the sum of
     :func:`helpers.activity.rate_penalty` and :func:`helpers.activity.firing_bounds` (per layer)."""
     if args.regularise is None:

@@ -123,7 +123,7 @@ def small_digits(monkeypatch):
 
 
 @pytest.mark.slow  # about 60 s on 2 busy cores
-def test_digits_deep_run_with_bounds(tmp_path, small_digits):
+def test_digits_deep_run_with_bounds(tmp_path, small_digits, capsys):
     """Digits through the minibatch path with a spiking output, the count loss and both bounds: the
     history's losses are the loss without the penalty, as MinibatchTrainer.fit reports them."""
     out = tmp_path / "digits"
@@ -143,3 +143,9 @@ def test_digits_deep_run_with_bounds(tmp_path, small_digits):
     _, _, test = cli_datasets.encode("digits", small_digits("digits"), 20)
     accuracy = helpers.MinibatchTrainer(net, loss="ce_count").evaluate(test)["accuracy"]
     assert accuracy == pytest.approx(run["test_accuracy"], abs=1e-12)
+    # the NIR export maps one hidden LIF layer: a deep network is refused in one line
+    with pytest.raises(SystemExit) as stop:
+        cli_main(["export", str(out), "--out", str(tmp_path / "deep.nir"), "--bits", "8"])
+    assert stop.value.code == 2
+    err = capsys.readouterr().err
+    assert "Traceback" not in err and "cannot be exported: a helpers.deep.DeepSNN" in err.splitlines()[-1]
