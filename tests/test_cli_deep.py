@@ -93,6 +93,11 @@ def test_random_dataset_deep_run(tmp_path, capsys):
     net = DeepSNN(20, (6, 5), 2, neuron="alif", output="spikes", input_scale=100.0, hidden_scale=100.0)
     helpers.load_checkpoint(out / "checkpoint.msgpack", net, helpers.Trainer(net, loss="mse_count").optimizer)
     assert "final loss" in capsys.readouterr().out
+    # resuming it: the options name a one-layer SNN, which the checkpoint's config refuses in one line
+    message = usage_error(
+        ["--resume", str(out / "checkpoint.msgpack"), "--epochs", "5"], tmp_path / "more", capsys
+    )
+    assert message.startswith("--resume: ") and "architecture: checkpoint 'deep'" in message
 
 
 def test_plain_options_still_build_the_snn():
