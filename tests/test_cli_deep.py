@@ -105,11 +105,28 @@ def test_plain_options_still_build_the_snn():
     from helpers import cli_deep
     from helpers.cli import build_parser
 
-    args = build_parser().parse_args(["train", "--output", "max"])
-    args.readout = "max"
-    args.loss = "ce"
+    parser = build_parser()
+    args = parser.parse_args(["train", "--output", "max"])
+    cli_deep.settle(args, parser, {"output": "max"})  # --output max is --readout max
+    assert (args.readout, args.loss) == ("max", "ce")
     assert not cli_deep.is_deep(args) and cli_deep.trainer_options(args) == {}
     assert cli_deep.describe(args) == "4 hidden LIF neurons"
+    argv = [
+        "train",
+        "--dataset",
+        "digits",
+        "--layers",
+        "16,8",
+        "--output",
+        "spikes",
+        "--regularise",
+        "rate:0.1",
+    ]
+    args = parser.parse_args(argv)
+    cli_deep.settle(args, parser, {"layers": (16, 8), "output": "spikes", "regularise": args.regularise})
+    assert (args.readout, args.loss, args.hidden) == ("mean", "ce_count", 24) and cli_deep.is_deep(args)
+    assert set(cli_deep.trainer_options(args)) == {"loss", "regularizer"}
+    assert cli_deep.describe(args) == "hidden layers 16,8 of LIF neurons, spiking output"
 
 
 @pytest.fixture
