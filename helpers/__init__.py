@@ -3,7 +3,7 @@
 >>> from helpers import SNN, poisson_dataset, fit
 
 Notebooks import only from this face (``helpers.X``, and the namespaces ``helpers.realdata``,
-``helpers.selection``, ``helpers.activity``, ``helpers.nir_spyx``, ``helpers.distributed``,
+``helpers.selection``, ``helpers.activity``, ``helpers.deep``, ``helpers.nir_spyx``, ``helpers.distributed``,
 ``helpers.launcher`` and ``helpers.shd``). As d2l tags each function with the section that introduces
 it, the table names the notebook where each name first appears (README: the CLI and checkpoints).
 
@@ -26,6 +26,8 @@ notebook  names
 13        distributed (DataParallelTrainer), launcher (launch), shd (SHD-layout files: load, read,
           write_synthetic)
 14        OnlineTrainer, OnlineMinibatchTrainer, LEARNING_RULES, per_step_cross_entropy, cosine
+issue 19  deep (DeepSNN: hidden LIF/ALIF layers, spiking output), LOSSES, SPIKE_LOSSES (and
+          activity.firing_bounds)
 README    save_checkpoint, load_checkpoint, read_checkpoint, CheckpointError, TrainingCore,
           TESTED_VERSIONS, stack_versions, check_stack, StackWarning
 ========  ==================================================================================
@@ -35,18 +37,20 @@ The modules form layers, each importing only from the layers below it (checked b
 
     __main__
     cli                                        the command line, one for every dataset
-    cli_datasets | runfolder | cli_export | nir_spyx | launcher
+    cli_datasets | runfolder | cli_export | nir_spyx | launcher | cli_deep
                                                real datasets' settings | the files a run writes |
                                                the export command | a NIR graph run in spyx |
-                                               N local processes on 127.0.0.1 (--processes)
+                                               N local processes on 127.0.0.1 (--processes) |
+                                               the deeper networks' options (--layers, --loss, ...)
     checkpoint | runs | online | page_recipe | exercises | selection | nir_export | quantise |
     distributed                                network + optimiser on disk | many runs (vmap) |
                                                online learning (braintrace; a TrainingCore path) | ... |
                                                a network as a NIR graph and back | weights of few bits
                                                | data parallel over processes (a MinibatchTrainer)
     minibatch                                  minibatch training (a TrainingCore)
-    training | shd                             the training core and the full-batch Trainer |
-                                               SHD-layout files (on realdata's Splits)
+    training | shd | deep                      the training core and the full-batch Trainer |
+                                               SHD-layout files (on realdata's Splits) | networks
+                                               from a list of LIF/ALIF layers (a kind of SNN)
     model | activity | realdata | synthetic | plotting
     events | readout | diagnostics
     validation | versions | process_group      ... | joining a group of processes (jax.distributed)
@@ -69,6 +73,7 @@ _check_stack()  # a clear error, before anything else, when the installed stack 
 
 from helpers import (
     activity,  # what spikes cost: helpers.activity.synaptic_operations, ...
+    deep,  # deeper networks: helpers.deep.DeepSNN (issue 19)
     distributed,  # many processes: helpers.distributed.DataParallelTrainer (notebook 13)
     launcher,  # N local processes: helpers.launcher.launch (notebook 13)
     nir_spyx,  # a NIR graph run in spyx (an optional dependency): helpers.nir_spyx.run_spyx
@@ -113,7 +118,15 @@ from helpers.plotting import (
     plot_readout,
 )
 from helpers.quantise import quantise_array, quantised
-from helpers.readout import READOUTS, confusion_matrix, cross_entropy, masked_mean, readout
+from helpers.readout import (
+    LOSSES,
+    READOUTS,
+    SPIKE_LOSSES,
+    confusion_matrix,
+    cross_entropy,
+    masked_mean,
+    readout,
+)
 from helpers.runs import fit_runs
 from helpers.synthetic import (
     dataset_fingerprint,
@@ -148,6 +161,9 @@ __all__ = [
     "spike_events",
     "event_input",
     "READOUTS",
+    "LOSSES",
+    "SPIKE_LOSSES",
+    "deep",
     "readout",
     "cross_entropy",
     "confusion_matrix",

@@ -1,4 +1,5 @@
-"""What spikes cost: firing rates, silent and saturated neurons, synaptic operations, a rate penalty.
+"""What spikes cost: firing rates, silent and saturated neurons, synaptic operations, a rate penalty
+and firing bounds that steer activity.
 
 Counts come as spikes per example and neuron, ``[N, n]`` (``MinibatchTrainer.evaluate`` returns them
 for the hidden layer as ``hidden_counts``; :func:`helpers.realdata.spike_counts` gives them for the input).
@@ -14,7 +15,10 @@ anyway. See notebook 11.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import brainunit as u
+import jax
 import jax.numpy as jnp
 import numpy as np
 
@@ -27,6 +31,7 @@ __all__ = [
     "synaptic_operations",
     "dense_macs",
     "rate_penalty",
+    "firing_bounds",
 ]
 
 
@@ -121,5 +126,73 @@ def rate_penalty(strength: float):
         hidden = u.get_magnitude(hidden)
         per_example = jnp.sum(hidden, axis=(0, 2)) / hidden.shape[2]  # [B] spikes per neuron
         return strength * masked_mean(per_example, mask)
+
+    return penalty
+
+
+def _check_bound(name: str, bound) -> tuple[float, float] | None:
+    """``bound`` as ``(strength >= 0, spike count >= 0)``, or ``None``; a clear error otherwise."""
+    if bound is None:
+        return None
+    if not (isinstance(bound, (tuple, list)) and len(bound) == 2) or not all(
+        isinstance(x, (int, float, np.integer, np.floating)) and not isinstance(x, bool) and x >= 0
+        for x in bound
+    ):
+        raise ValueError(f"{name} must be None or a pair (strength >= 0, spike count >= 0), got {bound!r}")
+    return float(bound[0]), float(bound[1])
+
+
+def firing_bounds(
+    upper: tuple[float, float] | None = None,
+    lower: tuple[float, float] | None = None,
+    *,
+    layer_sizes: tuple[int, ...] | None = None,
+) -> Callable:
+    """A regulariser for :class:`~helpers.MinibatchTrainer` that steers activity into a band: an
+    upper bound on every neuron and a lower bound on every layer's population (issue 19).
+
+    With ``c[b, i]`` the spike count of hidden neuron ``i`` on example ``b`` (over the ``T`` steps),
+    ``upper = (lambda_u, theta_u)`` and ``lower = (lambda_l, theta_l)`` (strengths; counts in spikes
+    per example), the penalty is
+
+    - upper, per neuron: ``lambda_u * mean_i relu(mean_b c[b, i] - theta_u)^2``, which acts only on
+      neurons that fire more than ``theta_u`` spikes per example on average (saturated ones);
+    - lower, per population: ``lambda_l * mean_b relu(theta_l - mean_i c[b, i])^2`` for every layer
+      (``layer_sizes`` splits the hidden neurons ``[..., n]`` into layers; default: one layer), which
+      acts only when a layer's mean count on an example drops below ``theta_l``, and then pushes every
+      neuron of that layer up, silent ones included (through the surrogate gradient, where they are
+      near threshold).
+
+    The means over examples count only those where ``mask [B]`` is true. The form (squared hinges, one
+    bound per neuron and one per population) is that of Zenke and Vogels (2021, Neural Computation
+    33:899) used in SpyTorch's SHD work; SpyTorch's tutorial 3 itself uses an L1 penalty on all spikes
+    and an L2 penalty on each neuron's count (:func:`rate_penalty` is the L1 one). Returns
+    ``f(hidden [T, B, n], mask [B] | None) -> scalar``.
+    """
+    upper_bound, lower_bound = _check_bound("upper", upper), _check_bound("lower", lower)
+    if upper_bound is None and lower_bound is None:
+        raise ValueError("give an upper bound, a lower bound or both: (strength, spike count)")
+    sizes: tuple[int, ...] | None = None
+    if layer_sizes is not None:
+        sizes = tuple(check_positive_int("layer size", n) for n in layer_sizes)
+
+    def penalty(hidden, mask):
+        counts = jnp.sum(u.get_magnitude(hidden), axis=0)  # [B, n]
+        total = jnp.zeros((), counts.dtype)
+        if upper_bound is not None:
+            strength, theta = upper_bound
+            per_neuron = jax.vmap(lambda c: masked_mean(c, mask), in_axes=1)(counts)  # [n]
+            total = total + strength * jnp.mean(jax.nn.relu(per_neuron - theta) ** 2)
+        if lower_bound is not None:
+            strength, theta = lower_bound
+            if sizes is not None and sum(sizes) != counts.shape[1]:
+                raise ValueError(
+                    f"layer_sizes {sizes} add up to {sum(sizes)}, not the {counts.shape[1]} neurons"
+                )
+            edges = np.cumsum((0, *(sizes or (counts.shape[1],))))
+            for start, stop in zip(edges[:-1], edges[1:], strict=True):
+                population = jnp.mean(counts[:, start:stop], axis=1)  # [B]
+                total = total + strength * masked_mean(jax.nn.relu(theta - population) ** 2, mask)
+        return total
 
     return penalty

@@ -259,7 +259,8 @@ def load_network(path: str | os.PathLike) -> tuple[SNN, dict[str, Any]]:
     """The trained network a checkpoint holds, built from its config alone (no optimiser needed).
 
     ``path`` is a checkpoint, or a run folder holding ``checkpoint.msgpack``. The network is
-    ``SNN(...)`` with the checkpoint's architecture (the time step must be set in
+    ``SNN(...)`` (or a :class:`helpers.deep.DeepSNN` for a config whose ``architecture`` is ``deep``)
+    with the checkpoint's architecture (the time step must be set in
     ``brainstate.environ``) and its parameters; every check of :func:`load_checkpoint` on them applies.
     Returns ``(network, info)`` with ``info`` as :func:`load_checkpoint` returns it plus
     ``readout_method``. The surrogate is stored by name only and not rebuilt (it matters only for
@@ -270,6 +271,10 @@ def load_network(path: str | os.PathLike) -> tuple[SNN, dict[str, Any]]:
         path = path / "checkpoint.msgpack"
     raw = read_checkpoint(path)
     config = dict(raw["config"])
+    if config.get("architecture") == "deep":
+        net = _deep_network(path, config)
+        readout_method = raw.get("readout_method", "mean")
+        return net, _restore(path, raw, net, None, readout_method) | {"readout_method": readout_method}
     known = {"n_inputs", "n_hidden", "n_outputs", "input_scale", "surrogate", "recurrent", "train_tau_mem"}
     unknown = sorted(set(config) - known - set(_UNITS))
     missing = sorted({"n_inputs", "n_hidden", "n_outputs", *_UNITS} - set(config))
@@ -286,3 +291,22 @@ def load_network(path: str | os.PathLike) -> tuple[SNN, dict[str, Any]]:
     readout_method = raw.get("readout_method", "mean")
     info = _restore(path, raw, net, None, readout_method)
     return net, info | {"readout_method": readout_method}
+
+
+def _deep_network(path, config: dict) -> SNN:
+    """The :class:`helpers.deep.DeepSNN` a checkpoint's config (:attr:`helpers.deep.DeepSNN.config`)
+    describes; :class:`CheckpointError` when it cannot be built from it."""
+    from helpers.deep import DeepSNN, parse_layers
+
+    try:
+        kwargs: dict[str, Any] = {key: config[key] for key in ("n_inputs", "n_outputs", "neuron", "output")}
+        kwargs |= {name: config[key] * unit for key, (name, unit) in _UNITS.items()}
+        kwargs["hidden"] = parse_layers(config["hidden"])
+        kwargs["recurrent"] = tuple(flag == "1" for flag in str(config["recurrent"]).split(","))
+        kwargs["input_scale"], kwargs["hidden_scale"] = config["input_scale"], config["hidden_scale"]
+        if config["neuron"] == "alif":
+            kwargs["tau_adapt"] = config["tau_adapt_ms"] * u.ms
+            kwargs["adaptation"] = config["adaptation_mV"] * u.mV
+        return DeepSNN(**kwargs)
+    except (KeyError, TypeError, ValueError) as error:
+        raise CheckpointError(f"{path} holds a deep network this code cannot build: {error!r}") from None

@@ -31,7 +31,7 @@ from typing import Any
 
 import numpy as np
 
-from helpers import cli_datasets, cli_export
+from helpers import cli_datasets, cli_deep, cli_export
 from helpers.checkpoint import CheckpointError, load_checkpoint, read_checkpoint
 from helpers.process_group import is_main_process, launched
 from helpers.readout import READOUTS
@@ -181,6 +181,7 @@ def build_parser(*, record_only_given: bool = False) -> argparse.ArgumentParser:
         help="data-parallel processes on this machine, coordinated on 127.0.0.1 (real datasets only; "
         "--batch a multiple of it; process 0 writes --out)",
     )
+    cli_deep.add_options(train, default)  # --layers, --neuron, --output, --loss, --regularise (issue 19)
     train.set_defaults(command_parser=train)
     export = commands.add_parser(
         "export",
@@ -387,7 +388,6 @@ class _Synthetic:
         import brainstate
         import brainunit as u
 
-        from helpers.model import SNN
         from helpers.online import OnlineTrainer
         from helpers.synthetic import poisson_dataset
         from helpers.training import Trainer
@@ -395,12 +395,14 @@ class _Synthetic:
         args = self.args
         brainstate.random.seed(args.seed)
         try:
-            net = SNN(args.inputs, args.hidden, args.outputs, online=args.learning != "bptt")
+            net = cli_deep.network(args)  # helpers.SNN, or a DeepSNN (--layers, --neuron, --output)
             self.spikes, self.labels = poisson_dataset(args.steps, args.batch, args.inputs, args.rate * u.Hz)
             if args.outputs != 2:
                 parser.error(f"--outputs {args.outputs}: the {args.dataset!r} dataset has 2 classes")
             if args.learning == "bptt":
-                self.trainer = Trainer(net, lr=args.lr, readout_method=args.readout)
+                self.trainer = Trainer(
+                    net, lr=args.lr, readout_method=args.readout, **cli_deep.trainer_options(args)
+                )
             else:
                 self.trainer = OnlineTrainer(net, args.learning, lr=args.lr, readout_method=args.readout)
         except (ValueError, TypeError) as error:
@@ -434,7 +436,7 @@ class _Synthetic:
         return dict(
             history=self.history_rows, summary=summary, checkpoint_epoch=args.epochs,
             extra={k: getattr(args, k) for k in RUN_SETTINGS},
-            title=f"{args.hidden} hidden LIF neurons, lr {args.lr:g}, seed {args.seed}",
+            title=f"{cli_deep.describe(args)}, lr {args.lr:g}, seed {args.seed}",
         )  # fmt: skip
 
     def report(self):
@@ -459,18 +461,19 @@ class _RealData:
 
         from helpers.distributed import DataParallelTrainer
         from helpers.minibatch import MinibatchTrainer
-        from helpers.model import SNN
         from helpers.online import OnlineMinibatchTrainer
 
         args = self.args
         self.splits = cli_datasets.load_splits(args.dataset, args.data_dir, args.steps)
         self.encoded = cli_datasets.encode(args.dataset, self.splits, args.steps)
         brainstate.random.seed(args.seed)
-        net = SNN(args.inputs, args.hidden, args.outputs, online=args.learning != "bptt")
+        net = cli_deep.network(args)  # helpers.SNN, or a DeepSNN (--layers, --neuron, --output)
         self.trainer: MinibatchTrainer
         if args.learning == "bptt":
             # one code path for one process, many local devices and many processes (--processes)
-            self.trainer = DataParallelTrainer(net, lr=args.lr, readout_method=args.readout)
+            self.trainer = DataParallelTrainer(
+                net, lr=args.lr, readout_method=args.readout, **cli_deep.trainer_options(args)
+            )
         else:
             self.trainer = OnlineMinibatchTrainer(net, args.learning, lr=args.lr, readout_method=args.readout)
         return self.trainer
@@ -517,7 +520,7 @@ class _RealData:
         return dict(
             history=history, summary=summary, checkpoint_epoch=best["epoch"], marker=best["epoch"],
             extra=extra | {"epochs": args.epochs, "best_epoch": best["epoch"]},
-            title=f"{args.dataset}: {args.hidden} hidden LIF neurons, lr {args.lr:g}, seed {args.seed}",
+            title=f"{args.dataset}: {cli_deep.describe(args)}, lr {args.lr:g}, seed {args.seed}",
         )  # fmt: skip
 
     def report(self):
@@ -577,8 +580,10 @@ def train(
 
     given = given or {}
     cli_datasets.refuse_dataset_options(args, parser)
+    cli_deep.refuse_with_resume(args, parser, given)  # before a checkpoint is read (issue 19's options)
     kind = _Synthetic if cli_datasets.dataset_of(args) == "random" else _RealData
     run = kind(args, parser, given)  # settles and checks the options (and a checkpoint)
+    cli_deep.settle(args, parser, given)  # the deeper networks' options (issue 19), on settled ones
     run.check_memory(parser)  # before the size of the outputs: a size beyond memory is named as such
     out = _check_out(args, parser)
     if args.processes > 1 and not launched():  # start the processes, which train

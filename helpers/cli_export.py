@@ -20,7 +20,7 @@ import tempfile
 from pathlib import Path
 
 from helpers.checkpoint import CheckpointError, load_network
-from helpers.nir_export import NIRError, to_nir
+from helpers.nir_export import NIRError, check_exportable, to_nir
 from helpers.quantise import quantised
 
 __all__ = ["export"]
@@ -74,6 +74,10 @@ def export(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
         net, info = load_network(source)
     except (OSError, CheckpointError) as error:
         parser.error(str(error))
+    try:
+        check_exportable(net)  # before quantising it: a deep network (issue 19) is refused in one line
+    except NIRError as error:
+        parser.error(f"{source}: cannot be exported: {error}")
     metadata = {"source": str(source), "epoch": info["epoch"], "readout_method": info["readout_method"]}
     if args.bits is not None:
         net, scales = quantised(net, args.bits)

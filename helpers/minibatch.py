@@ -97,6 +97,10 @@ class MinibatchTrainer(TrainingCore):
     ``evaluate`` scores a split in batches of ``eval_batch_size`` (the memory of one batch, not of the
     whole split, bounds its cost).
 
+    ``loss`` names the loss of :data:`helpers.readout.LOSSES` it trains (default ``ce``, the
+    cross-entropy of the readout; output spikes take snnTorch's rate and count losses); the history's
+    and :meth:`evaluate`'s losses are that loss, without the regulariser.
+
     ``regularizer``, if given, is a function of the hidden spikes ``[T, B, n_hidden]`` and the mask
     ``[B]`` returning a scalar added to the loss (for example :func:`helpers.activity.rate_penalty`).
     Spikes are simulated as dense 0/1 input (not event-driven): minibatches of a few dozen examples
@@ -130,8 +134,9 @@ class MinibatchTrainer(TrainingCore):
         regularizer: Callable | None = None,
         encoder: Callable | None = None,
         data_parallel: bool = False,
+        loss: str = "ce",
     ):
-        super().__init__(net, lr=lr, optimizer=optimizer, readout_method=readout_method)
+        super().__init__(net, lr=lr, optimizer=optimizer, readout_method=readout_method, loss=loss)
         if regularizer is not None and not callable(regularizer):
             raise TypeError(f"regularizer must be a function of (hidden_spikes, mask), got {regularizer!r}")
         if encoder is not None and not callable(encoder):
@@ -200,8 +205,12 @@ class MinibatchTrainer(TrainingCore):
             logits = readout(outputs, self.readout_method)
             per_example = braintools.metric.softmax_cross_entropy_with_integer_labels(logits, labels[idx])
             weights = m.astype(per_example.dtype)
+            if self.loss_name == "ce":
+                loss_sum = jnp.sum(per_example * weights)
+            else:  # another loss (issue 19): its batch mean times the batch's real examples
+                loss_sum = self.loss_of(outputs, labels[idx], m) * jnp.sum(weights)
             return (
-                jnp.sum(per_example * weights),
+                loss_sum,
                 u.math.argmax(logits, axis=1),
                 jnp.sum(hidden, axis=0),  # spike count per example and hidden neuron [B, H]
             )
@@ -336,8 +345,9 @@ class MinibatchTrainer(TrainingCore):
     def evaluate(self, split, batch_size: int = 256) -> dict:
         """Score ``split = (spikes [T, N, n_inputs], labels int [N])`` in batches of ``batch_size``.
 
-        Returns ``loss`` (mean cross-entropy, nats), ``accuracy``, ``predictions int [N]`` and
-        ``hidden_counts float [N, n_hidden]`` (spikes of every hidden neuron on every example).
+        Returns ``loss`` (the mean of the trainer's loss, nats for a cross-entropy), ``accuracy``,
+        ``predictions int [N]`` and ``hidden_counts float [N, n_hidden]`` (spikes of every hidden
+        neuron on every example).
         """
         batch_size = self._check_batch_size(batch_size)
         placed = self._device_split(split, "split")

@@ -48,6 +48,7 @@ __all__ = [
     "NIRError",
     "NODE_NAMES",
     "to_nir",
+    "check_exportable",
     "from_nir",
     "write_nir",
     "read_nir",
@@ -99,6 +100,17 @@ def _linear_params(layer) -> tuple[np.ndarray, np.ndarray]:
     return weight.copy(), bias.copy()
 
 
+def check_exportable(net: SNN) -> None:
+    """Raise :class:`NIRError` for a network this export cannot map: a :class:`helpers.deep.DeepSNN`
+    (its graph of several layers, ALIF neurons or a spiking output is not the one-hidden-layer graph
+    written here)."""
+    if net.config.get("architecture") == "deep":
+        raise NIRError(
+            "a helpers.deep.DeepSNN (several hidden layers, ALIF neurons or a spiking output): this export "
+            "maps one hidden LIF layer and a readout only"
+        )
+
+
 def to_nir(net: SNN, *, metadata: dict[str, Any] | None = None) -> nir.NIRGraph:
     """The NIR graph (``nir.NIRGraph``) of ``net`` at the time step ``dt`` of ``brainstate.environ``.
 
@@ -109,6 +121,7 @@ def to_nir(net: SNN, *, metadata: dict[str, Any] | None = None) -> nir.NIRGraph:
     cannot express (a recurrent one) and :class:`TypeError` for anything but a :class:`~helpers.SNN`.
     """
     check_instance("net", net, SNN, "a helpers.SNN")
+    check_exportable(net)
     nir = _nir()
     dt_ms = float(get_dt().to_decimal(u.ms))
     if net.recurrent:

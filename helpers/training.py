@@ -20,7 +20,7 @@ from helpers.arraytypes import Array
 from helpers.diagnostics import xla_memory
 from helpers.events import SpikeEvents, SpikeInput, spike_events
 from helpers.model import SNN
-from helpers.readout import READOUTS, accuracy_score, cross_entropy, readout
+from helpers.readout import LOSSES, READOUTS, accuracy_score, check_loss
 from helpers.validation import (
     check_bool,
     check_instance,
@@ -89,9 +89,15 @@ class TrainingCore:
         lr: float = 3e-3,
         optimizer: braintools.optim.Optimizer | None = None,
         readout_method: str = "mean",
+        loss: str = "ce",
     ):
         check_instance("net", net, SNN, "a helpers.SNN")
         check_one_of("readout_method", readout_method, READOUTS)
+        #: the loss's name in :data:`helpers.readout.LOSSES` (default ``ce``: the cross-entropy of the
+        #: readout over time); it must fit the network's output (membrane readout or output spikes)
+        self.loss_name = check_loss(
+            loss, spiking_output=getattr(net, "spiking_output", False), readout_method=readout_method
+        )
         self.lr: float | None  # the learning rate, for messages (None when the optimiser hides it)
         if optimizer is None:
             self.lr = check_positive_number("lr", lr)  # numpy scalars as floats
@@ -115,11 +121,13 @@ class TrainingCore:
         return self._programs[key]
 
     def loss_of(self, outputs, labels, mask=None):
-        """The loss hook: the training loss of readout traces ``[T, B, C]``: this core's readout over
-        time, then the cross-entropy (nats) against ``labels [B]``, averaged over the examples where
-        ``mask [B]`` is true (all, without a mask). Traced inside the compiled programs. A way of
-        training with another loss overrides it (the per-step loss of :mod:`helpers.online`)."""
-        return cross_entropy(readout(outputs, self.readout_method), labels, mask)
+        """The loss hook: the training loss of readout traces ``[T, B, C]``: by default (``loss='ce'``)
+        this core's readout over time, then the cross-entropy (nats) against ``labels [B]``, averaged
+        over the examples where ``mask [B]`` is true (all, without a mask); another ``loss`` of
+        :data:`helpers.readout.LOSSES` (per-step cross-entropy; on output spikes, snnTorch's rate and
+        count losses). Traced inside the compiled programs. A way of training with another loss may
+        override it (the per-step loss of :mod:`helpers.online`)."""
+        return LOSSES[self.loss_name](outputs, labels, mask, self.readout_method)
 
     def batch_loss(self, spikes, labels, mask=None):
         """``(objective, reported)`` of one batch, traced: what the gradient is taken of, and the loss
@@ -235,6 +243,9 @@ class Trainer(TrainingCore):
     call); to call :meth:`step` many times on the same batch, convert it once with
     :meth:`prepare_input` and pass the result. The trainer keeps no copy of the data.
 
+    ``loss`` names the loss of :data:`helpers.readout.LOSSES` it trains (default ``ce``; see
+    :meth:`TrainingCore.loss_of`).
+
     Introduced in notebook 4; the shared rules (re-initialisation, divergence) are
     :class:`TrainingCore`'s.
     """
@@ -248,8 +259,9 @@ class Trainer(TrainingCore):
         readout_method: str = "mean",
         checkpoint_base: int | None = None,
         event_driven: bool = True,
+        loss: str = "ce",
     ):
-        super().__init__(net, lr=lr, optimizer=optimizer, readout_method=readout_method)
+        super().__init__(net, lr=lr, optimizer=optimizer, readout_method=readout_method, loss=loss)
         if checkpoint_base is not None:
             check_positive_int("checkpoint_base", checkpoint_base)
         self.checkpoint_base = checkpoint_base

@@ -1,0 +1,264 @@
+"""The deeper networks' options of ``python -m helpers train`` (issue 19): ``--layers``, ``--neuron``,
+``--output``, ``--loss``, ``--regularise`` and the weight scales, with one-line refusals of the
+combinations that make no sense. :mod:`helpers.cli` calls :func:`add_options` when it builds the
+parser, :func:`settle` once the dataset's options are settled, and :func:`network` and
+:func:`trainer_options` when it builds the trainer.
+
+Without any of these options the command trains what it always trained (a :class:`helpers.SNN`, the
+cross-entropy of ``--readout``). ``--layers``, ``--neuron alif`` or ``--output spikes`` build a
+:class:`helpers.deep.DeepSNN` instead.
+"""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+from helpers.deep import NEURONS, parse_layers
+from helpers.readout import LOSSES, READOUTS, SPIKE_LOSSES, check_loss
+
+if TYPE_CHECKING:
+    from helpers.model import SNN
+
+#: ``--output``: output spikes, or a membrane readout read over time in one of the ways of READOUTS
+OUTPUT_CHOICES = ("spikes", *READOUTS)
+#: the options of this module, as argparse names them
+OPTIONS = ("layers", "neuron", "output", "loss", "regularise", "input_scale", "hidden_scale")
+#: the loss a spiking output trains with when ``--loss`` is not given
+DEFAULT_SPIKE_LOSS = "ce_count"
+#: the weight scales of a deep network when ``--input-scale`` / ``--hidden-scale`` are not given: the
+#: variance multipliers of its Kaiming-normal weights, large enough that every layer of a network of
+#: two 128-neuron layers fires at initialisation on the latency-coded digits (about one spike per
+#: neuron and example in each; the one-layer network's default, about 4.4, leaves the second layer and
+#: a spiking output silent, so no gradient reaches them). Chosen on the digits' validation split.
+DEEP_SCALES = (100.0, 100.0)
+#: ``--regularise`` terms: ``rate:STRENGTH``, ``upper:STRENGTH:COUNT``, ``lower:STRENGTH:COUNT``
+REGULARISERS = ("rate", "upper", "lower")
+
+
+def _layers(text: str) -> tuple[int, ...]:
+    try:
+        return parse_layers(text)
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
+
+
+def parse_regularise(text: str) -> dict[str, tuple[float, ...]]:
+    """``--regularise``'s value as ``{term: numbers}``: comma-separated terms ``rate:S`` (the L1 penalty
+    of notebook 11, strength ``S``), ``upper:S:C`` (every hidden neuron's mean count above ``C`` spikes
+    per example is penalised) and ``lower:S:C`` (every layer's mean count below ``C``), each term once;
+    a clear error otherwise."""
+    terms: dict[str, tuple[float, ...]] = {}
+    for item in str(text).split(","):
+        name, *numbers = item.strip().split(":")
+        wanted = 1 if name == "rate" else 2
+        if name not in REGULARISERS or name in terms or len(numbers) != wanted:
+            raise argparse.ArgumentTypeError(
+                f"expected terms rate:STRENGTH, upper:STRENGTH:COUNT, lower:STRENGTH:COUNT separated by "
+                f"commas, each once (e.g. upper:1e-3:10,lower:1:0.5), got {text!r}"
+            )
+        try:
+            values = tuple(float(x) for x in numbers)
+        except ValueError:
+            values = (-1.0,)
+        if not all(v >= 0 and v != float("inf") for v in values):
+            raise argparse.ArgumentTypeError(
+                f"{name}: expected non-negative finite numbers, got {':'.join(numbers)!r}"
+            )
+        terms[name] = values
+    return terms
+
+
+def _regularise(text: str) -> dict[str, tuple[float, ...]]:
+    return parse_regularise(text)
+
+
+def _scale(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1.0
+    if not 0 < value < float("inf"):
+        raise argparse.ArgumentTypeError(f"expected a positive, finite number, got {text!r}")
+    return value
+
+
+def add_options(train: argparse.ArgumentParser, default: Callable[[Any], Any]) -> None:
+    """Add the group "deeper networks" to the ``train`` parser (``default`` as in ``build_parser``)."""
+    group = train.add_argument_group("deeper networks (issue 19)")
+    group.add_argument(
+        "--layers",
+        type=_layers,
+        default=default(None),
+        help="hidden layer sizes, e.g. 128,128 (instead of --hidden; builds a helpers.deep.DeepSNN)",
+    )
+    group.add_argument(
+        "--neuron",
+        choices=NEURONS,
+        default=default("lif"),
+        help="hidden neurons: LIF, or ALIF (adaptive threshold)",
+    )
+    group.add_argument(
+        "--output",
+        choices=OUTPUT_CHOICES,
+        default=default(None),
+        help="a spiking output layer read as spike counts, or a membrane readout read over time "
+        "(mean, max, last: the same as --readout)",
+    )
+    group.add_argument(
+        "--loss",
+        choices=tuple(LOSSES),
+        default=default(None),
+        help=f"ce (of the readout) or per_step_ce for a membrane readout; {', '.join(SPIKE_LOSSES)} for "
+        f"--output spikes (default: ce, or {DEFAULT_SPIKE_LOSS} for spikes)",
+    )
+    group.add_argument(
+        "--regularise",
+        type=_regularise,
+        default=default(None),
+        metavar="TERMS",
+        help="activity penalties (real datasets): rate:S, upper:S:COUNT (per neuron), lower:S:COUNT "
+        "(per layer), comma-separated",
+    )
+    group.add_argument(
+        "--input-scale",
+        type=_scale,
+        default=default(None),
+        help=f"a deep network's first-layer weight variance scale (default {DEEP_SCALES[0]:g})",
+    )
+    group.add_argument(
+        "--hidden-scale",
+        type=_scale,
+        default=default(None),
+        help=f"a deep network's later layers' weight variance scale (default {DEEP_SCALES[1]:g})",
+    )
+
+
+def is_deep(args: argparse.Namespace) -> bool:
+    """Whether the options ask for a :class:`~helpers.deep.DeepSNN` rather than a :class:`~helpers.SNN`."""
+    return args.layers is not None or args.neuron != "lif" or args.output == "spikes"
+
+
+def refuse_with_resume(args: argparse.Namespace, parser: argparse.ArgumentParser, given: dict) -> None:
+    """Refuse these options beside ``--resume`` (before the checkpoint is read): a resumed run
+    continues with the checkpoint's own network and loss."""
+    if args.resume is not None:
+        for option in OPTIONS:
+            if option in given:
+                parser.error(
+                    f"--{option.replace('_', '-')}: not with --resume (it continues the checkpoint's run)"
+                )
+
+
+def settle(args: argparse.Namespace, parser: argparse.ArgumentParser, given: dict) -> None:
+    """Refuse the combinations that make no sense (one line, exit status 2) and settle the rest:
+    ``--output`` sets the readout, ``--layers`` the number of hidden neurons (their sum), ``--loss``
+    its default. Call it after the dataset's options are settled."""
+    deep = is_deep(args)
+    refuse_with_resume(args, parser, given)
+    if args.layers is not None and "hidden" in given:
+        parser.error("--hidden and --layers: give one (--layers 128 is one hidden layer of 128)")
+    if args.output is not None:
+        if "readout" in given and args.output != args.readout:
+            parser.error(
+                f"--output {args.output} and --readout {args.readout}: give one (--output replaces it)"
+            )
+        args.readout = "mean" if args.output == "spikes" else args.output
+    for option in ("input_scale", "hidden_scale"):
+        if getattr(args, option) is not None and not deep:
+            parser.error(
+                f"--{option.replace('_', '-')}: only for a deep network "
+                "(--layers, --neuron alif or --output spikes)"
+            )
+    if args.learning != "bptt":
+        for option in ("layers", "output", "loss", "regularise"):
+            if getattr(args, option) is not None and (option != "output" or args.output == "spikes"):
+                parser.error(
+                    f"--{option}: not with --learning {args.learning} (online learning trains the one-layer "
+                    "network on the per-step loss)"
+                )
+        if args.neuron != "lif":
+            parser.error(f"--neuron {args.neuron}: not with --learning {args.learning} (LIF only)")
+    if args.regularise is not None and args.dataset == "random":
+        parser.error(
+            "--regularise: only for the real datasets (digits, mnist1d, shd, ssc: minibatch training)"
+        )
+    spiking = args.output == "spikes"
+    if args.loss is None:
+        args.loss = DEFAULT_SPIKE_LOSS if spiking else "ce"
+    try:
+        check_loss(args.loss, spiking_output=spiking, readout_method=args.readout)
+    except ValueError:
+        if spiking:
+            parser.error(f"--loss {args.loss}: --output spikes trains with one of {', '.join(SPIKE_LOSSES)}")
+        parser.error(
+            f"--loss {args.loss}: needs --output spikes (a membrane readout trains with ce or per_step_ce)"
+        )
+    if args.layers is not None:
+        args.hidden = sum(args.layers)
+
+
+def network(args: argparse.Namespace) -> SNN:
+    """The network the options ask for: :class:`helpers.SNN` (as before this module) or a
+    :class:`helpers.deep.DeepSNN`. Needs ``dt`` set; draws from brainstate's generator."""
+    from helpers.model import SNN  # noqa: F811 (the stack loads only when a network is built)
+
+    if not is_deep(args):
+        return SNN(args.inputs, args.hidden, args.outputs, online=args.learning != "bptt")
+    from helpers.deep import DeepSNN
+
+    input_scale = DEEP_SCALES[0] if args.input_scale is None else args.input_scale
+    hidden_scale = DEEP_SCALES[1] if args.hidden_scale is None else args.hidden_scale
+    return DeepSNN(
+        args.inputs,
+        args.layers if args.layers is not None else (args.hidden,),
+        args.outputs,
+        neuron=args.neuron,
+        output="spikes" if args.output == "spikes" else "membrane",
+        input_scale=input_scale,
+        hidden_scale=hidden_scale,
+    )
+
+
+def regularizer(args: argparse.Namespace) -> Callable | None:
+    """The regulariser ``f(hidden spikes, mask)`` of ``--regularise`` (``None`` without it): the sum of
+    :func:`helpers.activity.rate_penalty` and :func:`helpers.activity.firing_bounds` (per layer)."""
+    if args.regularise is None:
+        return None
+    from helpers.activity import firing_bounds, rate_penalty
+
+    terms = args.regularise
+    parts = []
+    if "rate" in terms:
+        parts.append(rate_penalty(terms["rate"][0]))
+    if "upper" in terms or "lower" in terms:
+        layers = args.layers if args.layers is not None else (args.hidden,)
+        parts.append(firing_bounds(terms.get("upper"), terms.get("lower"), layer_sizes=layers))
+
+    def penalty(hidden, mask):
+        return sum(part(hidden, mask) for part in parts)
+
+    return penalty
+
+
+def trainer_options(args: argparse.Namespace) -> dict[str, Any]:
+    """The trainer's keyword arguments these options set: ``loss`` (when not the default ``ce``) and,
+    for minibatch training, ``regularizer``; empty without them, so that the trainers get what they
+    always got."""
+    options: dict[str, Any] = {}
+    if args.loss != "ce":
+        options["loss"] = args.loss
+    if args.regularise is not None:
+        options["regularizer"] = regularizer(args)
+    return options
+
+
+def describe(args: argparse.Namespace) -> str:
+    """The network in words for a run's title: ``128 hidden LIF neurons`` (as before), or for a deep
+    network ``hidden layers 128,128 of ALIF neurons, spiking output``."""
+    if not is_deep(args):
+        return f"{args.hidden} hidden LIF neurons"
+    layers = ",".join(map(str, args.layers if args.layers is not None else (args.hidden,)))
+    output = "spiking output" if args.output == "spikes" else f"{args.readout} readout"
+    return f"hidden layers {layers} of {args.neuron.upper()} neurons, {output}"
