@@ -405,8 +405,12 @@ class DetachedResetLIF(brainpy.state.LIF):
     times the spike's gradient.
     """
 
-    def __init__(self, *args, **kwargs):
-        super().__init__(*args, **kwargs)
+    def __init__(
+        self, in_size: int, *, tau: Any, V_rest: Any, V_reset: Any, V_th: Any, spk_fun: Callable
+    ) -> None:
+        """The settings of ``brainpy.state.LIF`` that :func:`detach_reset` carries over (times and
+        voltages with units; ``spk_fun`` the spike function with its surrogate)."""
+        super().__init__(in_size, tau=tau, V_rest=V_rest, V_reset=V_reset, V_th=V_th, spk_fun=spk_fun)
         #: 1.0: the reset passes no gradient; 0.0: it passes brainpy's soft reset's gradient
         self.detached = brainstate.State(jnp.ones((), brainstate.environ.dftype()))
 
