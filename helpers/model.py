@@ -397,11 +397,27 @@ class DetachedResetLIF(brainpy.state.LIF):
     term too: through the surrogate, a spike tells the gradient that firing lowers the next potential.
     Here the reset uses ``stop_gradient(s)``: the same forward pass, bit for bit, but the gradient sees
     the reset as a constant. The update is brainpy 0.1.0's ``LIF.update`` with that one change.
+
+    The cut is itself a switch: :attr:`detached` is a ``brainstate.State`` (1.0 cuts the reset's
+    gradient, 0.0 passes it as brainpy's ``LIF`` does), read by a compiled step as an input, so one
+    compiled program trains both resets (notebook 5). The reset uses ``s - detached * (s -
+    stop_gradient(s))``: in the forward pass that is ``s`` exactly, in the backward pass ``1 - detached``
+    times the spike's gradient.
     """
+
+    def __init__(
+        self, in_size: int, *, tau: Any, V_rest: Any, V_reset: Any, V_th: Any, spk_fun: Callable
+    ) -> None:
+        """The settings of ``brainpy.state.LIF`` that :func:`detach_reset` carries over (times and
+        voltages with units; ``spk_fun`` the spike function with its surrogate)."""
+        super().__init__(in_size, tau=tau, V_rest=V_rest, V_reset=V_reset, V_th=V_th, spk_fun=spk_fun)
+        #: 1.0: the reset passes no gradient; 0.0: it passes brainpy's soft reset's gradient
+        self.detached = brainstate.State(jnp.ones((), brainstate.environ.dftype()))
 
     def update(self, x=0.0 * u.mA):
         last_v = self.V.value
-        last_spike = jax.lax.stop_gradient(self.get_spike(last_v))  # the only change
+        spike = self.get_spike(last_v)
+        last_spike = spike - self.detached.value * (spike - jax.lax.stop_gradient(spike))  # the only change
         v = last_v - (self.V_th - self.V_reset) * last_spike
         v = brainstate.nn.exp_euler_step(
             lambda v: (-v + self.V_rest + self.R * self.sum_current_inputs(x, v)) / self.tau, v

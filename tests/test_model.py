@@ -194,6 +194,12 @@ def test_detached_reset_keeps_the_forward_pass_and_cuts_only_the_reset_gradient(
     # by hand (notebook 3): the detached gradient is the soft one without the -beta * theta * s' * Vbar term
     np.testing.assert_allclose(g_detached.ravel(), [0.00874219, 0.0083116], rtol=1e-4)
     np.testing.assert_allclose(g_soft.ravel(), [0.00864631, 0.00821571], rtol=1e-4)
+    # the cut is a switch (notebook 5): detached = 0 passes the soft reset's gradient, forward unchanged
+    switched = _tiny_net(detached=True)
+    switched.neurons.detached.value = jnp.zeros(())
+    assert np.array_equal(np.asarray(u.get_mantissa(switched.record(spikes)["voltage"])),
+                          np.asarray(u.get_mantissa(soft_trace["voltage"])))  # fmt: skip
+    np.testing.assert_allclose(_input_gradient(switched, spikes, labels), g_soft, rtol=1e-6)
     with pytest.raises(TypeError, match="helpers.SNN"):
         helpers.model.detach_reset("net")
 
