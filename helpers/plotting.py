@@ -109,7 +109,16 @@ def plot_network_activity(
     axes[1].set_ylabel("synaptic\ncurrent (mA)")
     axes[2].axhline(_plain(v_threshold, u.mV), color="0.3", ls="--", lw=1, label="threshold")
     axes[2].set_ylabel("membrane\npotential (mV)")
-    axes[2].legend(loc="lower left", fontsize="small", ncol=5, framealpha=0.9)
+    # above the panel, in the gap between panels, so that no trace is hidden behind it
+    axes[2].legend(
+        loc="lower left",
+        bbox_to_anchor=(0.0, 1.0),
+        fontsize="small",
+        ncol=5,
+        frameon=False,
+        borderaxespad=0.1,
+        handlelength=1.5,
+    )
     plot_readout(traces["output"], example, ax=axes[3], dt=dt)
     for ax in axes[:-1]:
         ax.set_xlabel("")
