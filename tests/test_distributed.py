@@ -195,7 +195,8 @@ def _launcher_alone(command: list[str]) -> subprocess.Popen:
     """A process that launches two copies of ``command`` with helpers.launcher loaded without the rest
     of the package (it needs helpers.process_group and helpers.validation alone)."""
     code = f"""
-import sys, types
+import signal, sys, types
+signal.signal(signal.SIGINT, signal.default_int_handler)  # Ctrl-C, even if started with SIGINT ignored
 sys.modules["helpers"] = types.ModuleType("helpers")
 sys.modules["helpers"].__path__ = [{str(ROOT / "helpers")!r}]
 from helpers.launcher import launch
