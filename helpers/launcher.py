@@ -53,12 +53,13 @@ def reserve_port(port: int) -> socket.socket | None:
     gRPC server, which sets ``SO_REUSEPORT`` too) can still listen on it, and connections reach that
     alone, but any other program's bind fails. So the port cannot be taken in the seconds between
     this choice and process 0's bind; when it was, JAX (0.10.2) found its port taken and often died
-    with SIGSEGV instead of raising. Where ``SO_REUSEPORT`` does not exist, the port is only checked
-    free (``None`` is returned) and a taken port shows as process 0's port-in-use status.
+    with SIGSEGV instead of raising. This relies on Linux's ``SO_REUSEPORT`` (both sockets set it, one
+    user) and was tested there only; elsewhere the port is only checked free (``None`` is returned)
+    and a port taken later shows as process 0's failure to start its coordinator, which is retried.
     """
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
         probe.bind((LOOPBACK, port))  # fails if anything holds it, even a socket with SO_REUSEPORT
-    if not hasattr(socket, "SO_REUSEPORT"):
+    if not sys.platform.startswith("linux"):
         return None
     holder = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     try:
