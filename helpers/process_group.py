@@ -21,6 +21,9 @@ __all__ = ["PortInUseError", "initialize", "is_main_process", "launched", "wante
 ENV_COORDINATOR = "HELPERS_COORDINATOR"
 ENV_PROCESSES = "HELPERS_NUM_PROCESSES"
 ENV_PROCESS_ID = "HELPERS_PROCESS_ID"
+#: a file in which process 0 writes "starting", then "started", around starting the coordinator, so
+#: that the launcher tells a coordinator that crashed on its port from any other failure
+ENV_COORDINATOR_STATE = "HELPERS_COORDINATOR_STATE"
 #: the launcher's process id: a launched process ends itself when the launcher dies
 ENV_LAUNCHER = "HELPERS_LAUNCHER_PID"
 #: ``auto``: let ``jax.distributed`` detect a cluster's processes (SLURM, Open MPI, Kubernetes)
@@ -60,6 +63,12 @@ def _die_with_launcher() -> None:
     ctypes.CDLL(None, use_errno=True).prctl(pr_set_pdeathsig, int(signal.SIGKILL), 0, 0, 0)
     if os.getppid() != int(launcher):  # the launcher died before the line above
         os._exit(1)
+
+
+def _write(path: str | None, text: str) -> None:
+    if path is not None:
+        with open(path, "w") as file:
+            file.write(text)
 
 
 def _use_loopback_collectives() -> None:
@@ -103,6 +112,8 @@ def initialize() -> bool:
         process_id, processes = int(os.environ[ENV_PROCESS_ID]), int(os.environ[ENV_PROCESSES])
         _die_with_launcher()
         jax.config.update("jax_cpu_collectives_implementation", "gloo")
+        state = os.environ.get(ENV_COORDINATOR_STATE) if process_id == 0 else None
+        _write(state, "starting")
         try:
             jax.distributed.initialize(
                 coordinator_address=address,
@@ -115,6 +126,7 @@ def initialize() -> bool:
             if process_id == 0 and "Failed to start RPC server" in str(error):
                 raise PortInUseError(address) from None
             raise
+        _write(state, "started")
         _use_loopback_collectives()
         return processes > 1
     if os.environ.get(ENV_AUTO) == "auto":

@@ -1,15 +1,17 @@
 """helpers.distributed (data parallel over processes), helpers.launcher (N local processes on
 127.0.0.1) and helpers.process_group (joining them).
 
-The in-process tests check resuming from a checkpoint, the refusals, and that importing ``helpers``
-joins nothing unless asked; a small group of processes that need no JAX shows that a killed process
-ends the group with one line and leaves none behind. The tests marked ``slow`` check the
-single-process path (one device: the same losses as ``MinibatchTrainer``, bit for bit) and start real
-groups on 127.0.0.1: two processes train the same losses as one (to rounding: each device sums its
-half of the batch and the all-reduce adds the halves, another order of float32 additions) through the
-command line and write one run folder; resuming over two processes continues the same losses; Ctrl-C
-stops them all; a coordinator port that is taken is replaced; a launcher killed outright (SIGKILL)
-takes its processes with it. Nothing binds or connects beyond 127.0.0.1.
+The in-process tests check resuming from a checkpoint, the refusals, that importing ``helpers`` joins
+nothing unless asked, and that a held coordinator port is refused to anyone else; small groups of
+processes that need no JAX show that a killed process ends the group with one line and leaves none
+behind, and that a process 0 that dies while its coordinator starts (as JAX's did on a taken port) is
+started again on another port. The tests marked ``slow`` check the single-process path (one device:
+the same losses as ``MinibatchTrainer``, bit for bit) and start real groups on 127.0.0.1: two
+processes train the same losses as one (to rounding: each device sums its half of the batch and the
+all-reduce adds the halves, another order of float32 additions) through the command line, on another
+port when the first is taken, and write one run folder; resuming over two processes continues the
+same losses; Ctrl-C stops them all; a launcher killed outright (SIGKILL) takes its processes with it.
+Nothing binds or connects beyond 127.0.0.1. The groups are few, as each process imports the stack.
 """
 
 import csv
@@ -85,10 +87,18 @@ def resumed_and_whole(trainer, train, checkpoint) -> tuple[np.ndarray, np.ndarra
     return np.concatenate([restored["losses"], tail]), whole
 
 
-@pytest.mark.slow
-def test_resume_from_a_checkpoint_continues_the_same_losses(tmp_path):
+@pytest.fixture(scope="module")
+def one_process_resume(tmp_path_factory):
+    """:func:`resumed_and_whole` in this process (one device), and its trainer; shared by the tests
+    of resuming in one process and of two processes against one."""
     trainer = _trainer(distributed.DataParallelTrainer)
-    resumed, whole = resumed_and_whole(trainer, _digits_part(), tmp_path / "c.msgpack")
+    resumed, whole = resumed_and_whole(trainer, _digits_part(), tmp_path_factory.mktemp("one") / "c.msgpack")
+    return resumed, whole, trainer
+
+
+@pytest.mark.slow
+def test_resume_from_a_checkpoint_continues_the_same_losses(one_process_resume):
+    resumed, whole, trainer = one_process_resume
     np.testing.assert_array_equal(resumed, whole)
     with pytest.raises(ValueError, match="start_epoch=3 must be below epochs=3"):
         trainer.fit(_digits_part(), 3, 16, start_epoch=3)
@@ -182,6 +192,20 @@ def test_a_killed_process_stops_the_group(tmp_path, capsys):
     assert _gone(_pids(tmp_path / "pid", 2), timeout=0)
 
 
+def _launcher_alone(command: list[str]) -> subprocess.Popen:
+    """A process that launches two copies of ``command`` with helpers.launcher loaded without the rest
+    of the package (it needs helpers.process_group and helpers.validation alone)."""
+    code = f"""
+import signal, sys, types
+signal.signal(signal.SIGINT, signal.default_int_handler)  # Ctrl-C, even if started with SIGINT ignored
+sys.modules["helpers"] = types.ModuleType("helpers")
+sys.modules["helpers"].__path__ = [{str(ROOT / "helpers")!r}]
+from helpers.launcher import launch
+launch({command!r}, 2)
+"""
+    return subprocess.Popen([PYTHON, "-c", code], stderr=subprocess.PIPE, text=True)
+
+
 @pytest.mark.slow  # its launcher imports helpers.validation, hence JAX: several seconds
 def test_a_killed_launcher_leaves_no_process(tmp_path):
     """Even a launcher killed outright (SIGKILL, no clean-up) leaves no process behind."""
@@ -194,15 +218,7 @@ def test_a_killed_launcher_leaves_no_process(tmp_path):
         "orphan",
         str(ROOT / "helpers" / "process_group.py"),
     ]
-    # the launcher alone, without the stack: helpers/launcher.py needs helpers.process_group and validation
-    code = f"""
-import sys, types
-sys.modules["helpers"] = types.ModuleType("helpers")
-sys.modules["helpers"].__path__ = [{str(ROOT / "helpers")!r}]
-from helpers.launcher import launch
-launch({command!r}, 2)
-"""
-    parent = subprocess.Popen([PYTHON, "-c", code])
+    parent = _launcher_alone(command)
     try:
         pids = _pids(tmp_path / "pid", 2)
         parent.kill()
@@ -223,7 +239,9 @@ def _history(out):
 
 
 @pytest.mark.slow
-def test_two_processes_train_the_losses_of_one(tmp_path):
+def test_two_processes_train_the_losses_of_one(tmp_path, capfd, monkeypatch):
+    """Through the command line (its launcher in this process, as ``python -m helpers`` runs it), and
+    with the first coordinator port it picks taken by another program: another port is used."""
     options = [
         "train",
         "--dataset",
@@ -236,14 +254,19 @@ def test_two_processes_train_the_losses_of_one(tmp_path):
         "--no-baselines",
     ]
     assert cli_main([*options, "--out", str(tmp_path / "one")]) == 0
-    two = subprocess.run(
-        [PYTHON, "-m", "helpers", *options, "--processes", "2", "--out", str(tmp_path / "two")],
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    assert two.returncode == 0, two.stderr
-    assert "[Gloo]" not in two.stdout and two.stdout.count("wrote checkpoint.msgpack") == 1
+    capfd.readouterr()
+    free_port = launcher.free_port
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        offered = iter([port])
+        monkeypatch.setattr(launcher, "free_port", lambda: next(offered, None) or free_port())
+        status = cli_main([*options, "--processes", "2", "--out", str(tmp_path / "two")])
+    out, err = capfd.readouterr()
+    assert status == 0, err
+    assert err.strip().splitlines() == [f"note: port {port} on 127.0.0.1 was in use; trying another port"]
+    assert "[Gloo]" not in out and out.count("wrote checkpoint.msgpack") == 1
     # one complete run folder, written by process 0 alone, nothing else beside it
     assert sorted(p.name for p in tmp_path.iterdir()) == ["one", "two"]
     assert {p.name for p in (tmp_path / "two").iterdir()} == {p.name for p in (tmp_path / "one").iterdir()}
@@ -268,7 +291,7 @@ RESUME = """
 
 
 @pytest.mark.slow
-def test_resume_over_two_processes(tmp_path, capfd, monkeypatch):
+def test_resume_over_two_processes(tmp_path, capfd, monkeypatch, one_process_resume):
     script = tmp_path / "resume.py"
     script.write_text(textwrap.dedent(RESUME.format(checkpoint=str(tmp_path / "c.msgpack"))))
     monkeypatch.setenv("PYTHONPATH", f"{ROOT / 'tests'}{os.pathsep}{ROOT}")  # they import this file
@@ -279,19 +302,14 @@ def test_resume_over_two_processes(tmp_path, capfd, monkeypatch):
     assert result["devices"] == 2
     np.testing.assert_array_equal(result["resumed"], result["whole"])
     # and one process trains the same losses, to rounding
-    _, single = resumed_and_whole(_trainer(distributed.DataParallelTrainer), _digits_part(), tmp_path / "1")
-    np.testing.assert_allclose(result["whole"], single, rtol=ROUNDING)
+    np.testing.assert_allclose(result["whole"], one_process_resume[1], rtol=ROUNDING)
 
 
 @pytest.mark.slow
 def test_ctrl_c_stops_every_process(tmp_path):
     script = tmp_path / "victim.py"
     script.write_text(textwrap.dedent(VICTIM))
-    parent = subprocess.Popen(
-        [PYTHON, "-c", "import sys; from helpers import launcher; "
-         f"launcher.launch([sys.executable, {str(script)!r}, {str(tmp_path / 'pid')!r}, 'wait'], 2)"],
-        stderr=subprocess.PIPE, text=True,
-    )  # fmt: skip
+    parent = _launcher_alone([PYTHON, str(script), str(tmp_path / "pid"), "wait"])
     try:
         pids = _pids(tmp_path / "pid", 2, timeout=120)
         parent.send_signal(signal.SIGINT)
@@ -302,34 +320,53 @@ def test_ctrl_c_stops_every_process(tmp_path):
         parent.wait()
 
 
-BUSY = """
-    import helpers  # joins the group (helpers.process_group) before the stack starts JAX
-    import jax, numpy as np
-    mesh = jax.sharding.Mesh(np.array(jax.devices()), ("data",))
-    by_process = jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec("data"))
-    x = jax.make_array_from_callback((2,), by_process, lambda index: np.array([1.0, 2.0])[index])
-    everywhere = jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec())
-    total = jax.jit(lambda v: v.sum(), out_shardings=everywhere)(x)
-    if jax.process_index() == 0:
-        print("sum", float(total))
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="the port is held on Linux only")
+def test_a_held_port_is_refused_to_others_and_a_taken_one_is_refused():
+    port = launcher.free_port()
+    holder = launcher.reserve_port(port)
+    try:
+        with socket.socket() as other, pytest.raises(OSError):
+            other.bind(("127.0.0.1", port))  # held until the group ends: nothing else can take it
+        with pytest.raises(OSError):
+            launcher.reserve_port(port)  # nor can a second group
+    finally:
+        if holder is not None:
+            holder.close()
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", port))
+        with pytest.raises(OSError):
+            launcher.reserve_port(port)
+
+
+#: a group member that needs no JAX: on the first port it is given, process 0 says it is starting the
+#: coordinator and dies by SIGSEGV, as JAX's coordinator did when its port was taken
+CRASH_ON_FIRST_PORT = """
+    import os, signal, sys
+    rank, address = int(os.environ["HELPERS_PROCESS_ID"]), os.environ["HELPERS_COORDINATOR"]
+    if rank == 0:
+        open(os.environ["HELPERS_COORDINATOR_STATE"], "w").write("starting")
+        if not os.path.exists(sys.argv[1]):
+            open(sys.argv[1], "w").write(address)
+            os.kill(os.getpid(), signal.SIGSEGV)
+        open(os.environ["HELPERS_COORDINATOR_STATE"], "w").write("started")
+        print("second", address)
 """
 
 
-@pytest.mark.slow
-@pytest.mark.xfail(
-    strict=False,
-    reason="flaky (issue 22): once in two full runs, process 0's own check found the port free, then the "
-    "coordinator's gRPC bind failed and JAX died with SIGSEGV instead of the port-in-use exit",
-)
-def test_a_busy_port_is_replaced(tmp_path, capfd):
-    script = tmp_path / "busy.py"
-    script.write_text(textwrap.dedent(BUSY))
-    with socket.socket() as taken:
-        taken.bind(("127.0.0.1", 0))
-        taken.listen()
-        port = taken.getsockname()[1]
-        status = launcher.launch([PYTHON, str(script)], 2, port=port)
+def test_a_coordinator_that_crashes_on_its_port_is_given_another(tmp_path, capfd):
+    script = tmp_path / "crash.py"
+    script.write_text(textwrap.dedent(CRASH_ON_FIRST_PORT))
+    assert launcher.launch([PYTHON, str(script), str(tmp_path / "first")], 2) == 0
     out, err = capfd.readouterr()
-    assert status == 0, err
-    assert f"note: port {port} on 127.0.0.1 was in use; trying another" in err
-    assert out.strip().splitlines()[-1] == "sum 3.0"
+    first = (tmp_path / "first").read_text()
+    assert err.strip().splitlines() == [
+        f"note: process 0 was killed by SIGSEGV while its coordinator started on {first}; trying another port"
+    ]
+    assert out.startswith("second 127.0.0.1:") and out.split()[-1] != first
+    # a crash after the coordinator started is an error like any other, not retried
+    (tmp_path / "first").unlink()
+    script.write_text(textwrap.dedent(CRASH_ON_FIRST_PORT).replace('"starting"', '"started"'))
+    assert launcher.launch([PYTHON, str(script), str(tmp_path / "first")], 2) == 1
+    assert capfd.readouterr().err.strip().splitlines() == [
+        "error: process 0 of 2 was killed by SIGSEGV; the other processes were stopped"
+    ]
