@@ -137,6 +137,13 @@ class _Online:
     def loss_of(self, outputs, labels, mask=None):
         return per_step_cross_entropy(outputs, labels, mask)
 
+    def run_epochs(self, spikes, labels, n_epochs: int):
+        """The core's epochs in one traced loop, the network's states first given this batch's shape:
+        an online network keeps its state objects (:meth:`helpers.SNN.fresh_state`), and the loop over
+        epochs carries them."""
+        self.net.fresh_state(spikes.shape[1])
+        return super().run_epochs(spikes, labels, n_epochs)  # type: ignore[misc]
+
     def batch_gradient(self, spikes, labels, mask=None):
         """``(grads, loss)``: the gradient of the per-step loss with respect to the weights, online
         (eligibility traces) or, for ``learning='bptt'``, by BPTT (the core's). Traced under ``jit``."""

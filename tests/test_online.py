@@ -126,6 +126,20 @@ def test_online_training_lowers_the_loss_and_resumes_from_a_checkpoint(batch, tm
 
 
 @pytest.mark.slow
+@pytest.mark.parametrize("learning", ["bptt", "d_rtrl"])
+def test_epochs_in_one_program_train_like_one_at_a_time(batch, learning):
+    """Regression: ``fit(..., epochs_per_call=n)`` failed on an online network (its states, kept since it
+    was built, entered the loop over epochs with another batch's shape)."""
+    spikes, labels = batch
+    losses = []
+    for per_call in (1, 3):
+        trainer = helpers.OnlineTrainer(network(), learning, lr=1e-2)
+        trainer.accuracy(spikes[:, :5], labels[:5])  # leave the states with another batch size
+        losses.append(trainer.fit(spikes, labels, 3, epochs_per_call=per_call))
+    np.testing.assert_array_equal(losses[0], losses[1])
+
+
+@pytest.mark.slow
 def test_online_minibatches(batch):
     spikes, labels = batch
     trainer = helpers.OnlineMinibatchTrainer(network(), "es_d_rtrl", lr=1e-2)
@@ -158,7 +172,7 @@ def read_losses(folder):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("learning", ["d_rtrl", "es_d_rtrl"])
+@pytest.mark.parametrize("learning", ["bptt", "d_rtrl", "es_d_rtrl"])
 def test_command_line_trains_online_and_resumes_bit_identically(tmp_path, learning, capsys):
     common = ["--steps", "30", "--batch", "8", "--rate", "20", "--lr", "0.01", "--no-progress"]
     first = ["train", *common, "--learning", learning, "--epochs", "3", "--out", str(tmp_path / "a")]
@@ -168,24 +182,14 @@ def test_command_line_trains_online_and_resumes_bit_identically(tmp_path, learni
     assert cli_main(resume) == 0
     straight = ["train", *common, "--learning", learning, "--epochs", "5", "--out", str(tmp_path / "c")]
     assert cli_main(straight) == 0
-    assert read_losses(tmp_path / "b") == read_losses(tmp_path / "c")
+    assert read_losses(tmp_path / "b") == read_losses(tmp_path / "c")  # the same text, digit for digit
     assert read_losses(tmp_path / "b")[:3] == read_losses(tmp_path / "a")
     assert json.loads((tmp_path / "b" / "run.json").read_text())["settings"]["learning"] == learning
     capsys.readouterr()
+    other = "d_rtrl" if learning == "bptt" else "bptt"
     with pytest.raises(SystemExit) as stop:  # the checkpoint's rule, not another
-        cli_main(
-            [
-                "train",
-                "--resume",
-                checkpoint,
-                "--epochs",
-                "5",
-                "--learning",
-                "bptt",
-                "--out",
-                str(tmp_path / "d"),
-            ]
-        )
+        cli_main(["train", "--resume", checkpoint, "--epochs", "5", "--learning", other,
+                  "--out", str(tmp_path / "d")])  # fmt: skip
     assert stop.value.code == 2 and "--learning" in capsys.readouterr().err.splitlines()[-1]
     with pytest.raises(SystemExit) as stop:
         cli_main(["train", "--learning", "rtrl", "--out", str(tmp_path / "e")])
@@ -228,3 +232,50 @@ def test_command_line_counts_the_traces_in_its_memory_estimate(tmp_path, capsys,
     message = capsys.readouterr().err.splitlines()[-1]
     assert stop.value.code == 2 and "training needs about" in message and "memory" in message
     assert not (tmp_path / "o").exists()
+
+
+def readout_gradient_by_finite_difference(trainer, spikes, labels, eps):
+    """The central finite difference of the trainer's loss with respect to every readout weight and bias."""
+    state = trainer.params[("readout_layer", "weight")]
+    base = dict(state.value)
+    slopes = []
+    try:
+        for name in ("weight", "bias"):
+            values = np.asarray(base[name])
+            for index in np.ndindex(values.shape):
+                losses = []
+                for sign in (1, -1):
+                    moved = values.copy()
+                    moved[index] += sign * eps
+                    state.value = {**base, name: jnp.asarray(moved)}
+                    losses.append(trainer.loss(spikes, labels))
+                slopes.append((losses[0] - losses[1]) / (2 * eps))
+    finally:
+        state.value = base
+    return np.array(slopes)
+
+
+@pytest.mark.slow
+def test_readout_gradient_online_equals_bptt_and_a_finite_difference():
+    """The readout's own weights are where D-RTRL is exact with the tutorial's network as it is: the
+    readout's state depends on its weights only through its own past (a leaky integrator of the hidden
+    spikes, which do not depend on them), and the loss of a step only on that step's readout. The loss is
+    smooth in these weights (the spikes stay fixed), so a central difference in float64 must agree with
+    both gradients to about eps^2 (truncation) + 1e-16 / eps (rounding): 1e-8 relative with eps = 1e-6.
+    (For the input weights a finite difference of the spiking loss is 0 or a jump: the surrogate is not
+    the derivative of the loss, see notebook 3.)"""
+    with jax.enable_x64(True), brainstate.environ.context(dt=1.0 * u.ms, precision=64):
+        brainstate.random.seed(1)
+        spikes, labels = helpers.poisson_dataset(30, 8, N_IN, 40 * u.Hz)
+        gradients = {}
+        for learning in ("bptt", "d_rtrl"):
+            trainer = helpers.OnlineTrainer(network(), learning)
+            grad = trainer.gradient(spikes, labels)[("readout_layer", "weight")]
+            assert grad["weight"].dtype == jnp.float64
+            gradients[learning] = np.concatenate([np.ravel(grad["weight"]), np.ravel(grad["bias"])])
+        assert np.asarray(trainer.net.record(jnp.asarray(spikes))["spikes"]).sum() > 0  # something to read
+        slopes = readout_gradient_by_finite_difference(trainer, spikes, labels, eps=1e-6)
+    scale = np.abs(slopes).max()
+    assert scale > 0
+    np.testing.assert_allclose(gradients["bptt"], slopes, rtol=0, atol=1e-8 * scale)
+    np.testing.assert_allclose(gradients["d_rtrl"], slopes, rtol=0, atol=1e-8 * scale)
