@@ -106,7 +106,6 @@ from helpers.online import (
     OnlineMinibatchTrainer,
     OnlineTrainer,
     cosine,
-    per_step_cross_entropy,
 )
 from helpers.page_recipe import PAGE_PRINTED, run_page_recipe
 from helpers.plotting import (
@@ -125,6 +124,7 @@ from helpers.readout import (
     confusion_matrix,
     cross_entropy,
     masked_mean,
+    per_step_cross_entropy,
     readout,
 )
 from helpers.runs import fit_runs

@@ -31,7 +31,7 @@ from helpers.diagnostics import xla_memory
 from helpers.events import SpikeEvents, SpikeInput
 from helpers.minibatch import MinibatchTrainer
 from helpers.model import SNN
-from helpers.readout import cross_entropy
+from helpers.readout import cross_entropy, per_step_cross_entropy
 from helpers.training import Trainer
 from helpers.validation import check_instance, check_one_of, check_positive_number, get_dt
 
@@ -39,7 +39,6 @@ __all__ = [
     "LEARNING_RULES",
     "OnlineTrainer",
     "OnlineMinibatchTrainer",
-    "per_step_cross_entropy",
     "compile_learner",
     "check_online_network",
     "cosine",
@@ -54,13 +53,6 @@ LEARNING_RULES = {
     "pp_prop": "another name of es_d_rtrl",
     "eprop": "e-prop: eligibility propagation with the symmetric learning signal",
 }
-
-
-def per_step_cross_entropy(outputs: jax.Array, labels: jax.Array, mask: jax.Array | None = None):
-    """The per-step loss (nats): the softmax cross-entropy of the readout at every step ``[T, B, C]``
-    against ``labels int [B]`` (:func:`helpers.readout.cross_entropy`, over the examples where
-    ``mask [B]`` is true), averaged over the steps."""
-    return jnp.mean(jax.vmap(lambda out: cross_entropy(out, labels, mask))(outputs))
 
 
 def check_online_network(net: SNN, learning: str) -> None:
