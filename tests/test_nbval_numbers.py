@@ -152,8 +152,8 @@ def test_cells_whose_outputs_are_not_compared_print_only_timings_or_memory():
     # counts of spikes that differ between two simulators, which another CPU's rounding moves (notebook
     # 12; the claim that none is unexplained by rounding is asserted in a compared cell)
     allowed = re.compile(
-        r"\d (ms|s|MiB)\b|\d\.\d+x\b|costs as much as \d+ epochs|best epoch|chosen|choose"
-        r"|entries differ|near-threshold"
+        r"\d (ms|s|MiB)\b|\d\.\d+x\b|\bx\d+\.\d+\b|CPU seconds|costs as much as \d+ epochs|best epoch"
+        r"|chosen|choose|entries differ|near-threshold"
     )
     for path in sorted((TESTS.parent / "docs" / "notebooks").glob("[0-9][0-9]_*.ipynb")):
         for index, cell in enumerate(json.loads(path.read_text())["cells"]):
