@@ -17,9 +17,11 @@ afterwards, so float32 additions happen in another order.
 
 Clusters. Under SLURM, start one process per task (for GPUs, usually one per GPU) and let JAX read the
 job from SLURM's variables (``SLURM_JOB_ID``, ``SLURM_NTASKS``, ``SLURM_PROCID``, ``SLURM_LOCALID``,
-``SLURM_STEP_NODELIST``; the coordinator is the step's first node, on a port derived from the job id)::
+``SLURM_STEP_NODELIST``; the coordinator is the step's first node, on a port derived from the job id).
+Each task must see all GPUs of its node (JAX gives task *i* of a node its *i*-th GPU), so ask for GPUs
+per node, not ``--gpus-per-task``::
 
-    srun --nodes=2 --ntasks-per-node=4 --gpus-per-task=1 \\
+    srun --nodes=2 --ntasks-per-node=4 --gpus-per-node=4 \\
         env HELPERS_DISTRIBUTED=auto python -m helpers train --dataset digits --batch 64
 
 (without ``--processes``: the scheduler starts the processes, not the launcher). JAX detects Open MPI
