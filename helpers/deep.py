@@ -134,11 +134,13 @@ class DeepSNN(SNN):
         ALIF only: the adaptation's time constant (time; default 100 ms) and the threshold's rise per
         spike (voltage; default 0.1 mV, brainpy's).
     input_scale
-        Variance multiplier of the first layer's Kaiming-normal weights (default
-        :func:`helpers.default_input_scale`, as :class:`helpers.SNN`).
+        Variance multiplier of the first layer's Kaiming-normal weights (by default
+        that of :func:`helpers.default_input_scale`, as :class:`helpers.SNN`).
     hidden_scale
         The same for every later layer's weights, spiking output included (default: ``input_scale``).
 
+    Notes
+    -----
     To the training core (:class:`helpers.TrainingCore`) a ``DeepSNN`` is an :class:`helpers.SNN`: it
     keeps SNN's running, predicting and checking (``simulate``, ``predict``, ``check_input``,
     ``fresh_state``) and replaces the layers, :meth:`update`, :meth:`record` and :attr:`config`.
