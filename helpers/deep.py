@@ -29,7 +29,7 @@ import jax
 import jax.numpy as jnp
 
 from helpers.events import SpikeEvents, SpikeInput, event_input
-from helpers.model import SNN, _from_outside, _KaimingNormal, default_input_scale
+from helpers.model import SNN, _KaimingNormal, default_input_scale
 from helpers.validation import (
     check_callable,
     check_one_of,
@@ -143,7 +143,8 @@ class DeepSNN(SNN):
     -----
     To the training core (:class:`helpers.TrainingCore`) a ``DeepSNN`` is an :class:`helpers.SNN`: it
     keeps SNN's running, predicting and checking (``simulate``, ``predict``, ``check_input``,
-    ``fresh_state``) and replaces the layers, :meth:`update`, :meth:`record` and :attr:`config`.
+    ``fresh_state``, :meth:`record`) and replaces the layers, :meth:`update` and :attr:`config`;
+    :meth:`record` keeps every hidden layer side by side along the last axis, first layer first.
     ``n_hidden`` is the number of hidden neurons over all layers. It is not an ``online`` network, and
     notebook 3's ``detach_reset`` and the NIR export (one hidden layer) do not take it.
     """
@@ -287,28 +288,17 @@ class DeepSNN(SNN):
             return self.output_layer(x)
         return self.readout(self.readout_layer(x))
 
-    def record(self, spikes: SpikeInput, keep: tuple[str, ...] = SNN.RECORDED) -> dict[str, jax.Array]:
-        """Run like :meth:`simulate`, recording ``[T, B, ...]``: ``current`` (mA), ``voltage`` (mV) and
-        ``spikes`` (0/1) of every hidden neuron, the layers side by side along the last axis (first
-        layer first, ``n_hidden`` in all), and ``output`` (readout or output spikes)."""
-        if _from_outside(spikes):
-            self.check_input(spikes)
-        unknown = [name for name in keep if name not in self.RECORDED]
-        if unknown:
-            raise ValueError(f"keep must name some of {list(self.RECORDED)}, got {unknown}")
-        self.fresh_state(spikes.shape[1])
+    def _recordable(self, output: jax.Array) -> dict[str, Callable[[], jax.Array]]:
+        """What :meth:`record` keeps of a step: ``current`` (mA), ``voltage`` (mV) and ``spikes`` (0/1)
+        of every hidden neuron, the layers side by side along the last axis (first layer first,
+        ``n_hidden`` in all), and ``output`` (readout or output spikes)."""
 
         def joined(values):
             return values[0] if len(values) == 1 else u.math.concatenate(values, axis=-1)
 
-        def step(spikes_t):
-            output = self.update(spikes_t)
-            values = {
-                "current": lambda: joined([layer.synapse.g.value for layer in self.layers]),
-                "voltage": lambda: joined([layer.neurons.V.value for layer in self.layers]),
-                "spikes": lambda: joined([layer.neurons.get_spike() for layer in self.layers]),
-                "output": lambda: output,
-            }
-            return tuple(values[name]() for name in keep)
-
-        return dict(zip(keep, brainstate.transform.for_loop(step, spikes), strict=True))
+        return {
+            "current": lambda: joined([layer.synapse.g.value for layer in self.layers]),
+            "voltage": lambda: joined([layer.neurons.V.value for layer in self.layers]),
+            "spikes": lambda: joined([layer.neurons.get_spike() for layer in self.layers]),
+            "output": lambda: output,
+        }

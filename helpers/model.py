@@ -331,16 +331,19 @@ class SNN(brainstate.nn.Module):
         self.fresh_state(spikes.shape[1])
 
         def step(spikes_t):
-            output = self.update(spikes_t)
-            values = {
-                "current": lambda: self.synapse.g.value,
-                "voltage": lambda: self.neurons.V.value,
-                "spikes": self.neurons.get_spike,
-                "output": lambda: output,
-            }
+            values = self._recordable(self.update(spikes_t))
             return tuple(values[name]() for name in keep)
 
         return dict(zip(keep, brainstate.transform.for_loop(step, spikes), strict=True))
+
+    def _recordable(self, output: jax.Array) -> dict[str, Callable[[], jax.Array]]:
+        """What :meth:`record` can keep of the step just run, by name (see :attr:`RECORDED`)."""
+        return {
+            "current": lambda: self.synapse.g.value,
+            "voltage": lambda: self.neurons.V.value,
+            "spikes": self.neurons.get_spike,
+            "output": lambda: output,
+        }
 
     def predictor(self, readout_method: str = "mean") -> Callable:
         """The compiled forward pass ``spikes -> predicted class int [B]`` for ``readout_method``, made
