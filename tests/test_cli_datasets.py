@@ -24,17 +24,9 @@ FILES = {"checkpoint.msgpack", "history.csv", "history.png", "run.json"}
 
 
 @pytest.fixture
-def small(monkeypatch):
+def small(monkeypatch, shrink_splits):
     """Real splits, cut to a few examples per part; cheap baselines."""
-    real = cli_datasets.load_splits
-
-    def load(dataset, *where):
-        splits = real(dataset, *where)
-        return helpers.realdata.Splits(
-            *((x[:n], y[:n]) for (x, y), n in zip(splits, (96, 64, 64), strict=True))
-        )
-
-    monkeypatch.setattr(cli_datasets, "load_splits", load)
+    load = shrink_splits((96, 64, 64))
     monkeypatch.setattr(cli_datasets, "MLP_MAX_ITER", {"digits": 20, "mnist1d": 5})
     monkeypatch.setattr(cli_datasets, "LOGISTIC_MAX_ITER", 50)
     monkeypatch.setattr(cli_datasets, "LOGISTIC_GRID", (0.1, 1.0))

@@ -130,18 +130,9 @@ def test_plain_options_still_build_the_snn():
 
 
 @pytest.fixture
-def small_digits(monkeypatch):
-    """Real digits, cut to a few examples per part (as tests/test_cli_datasets.py does)."""
-    real = cli_datasets.load_splits
-
-    def load(dataset, *where):
-        splits = real(dataset, *where)
-        return helpers.realdata.Splits(
-            *((x[:n], y[:n]) for (x, y), n in zip(splits, (64, 32, 32), strict=True))
-        )
-
-    monkeypatch.setattr(cli_datasets, "load_splits", load)
-    return load
+def small_digits(shrink_splits):
+    """Real digits, cut to a few examples per part."""
+    return shrink_splits((64, 32, 32))
 
 
 @pytest.mark.slow  # about 60 s on 2 busy cores
