@@ -237,7 +237,7 @@ def latency_code(x, n_steps: int, *, threshold: float = 0.01) -> np.ndarray:
 
 
 def level_crossings(x, levels) -> np.ndarray:
-    """Send-on-delta spikes of sequences ``x [N, T]``: channel ``2k`` fires at step ``t`` when the
+    """Level-crossing spikes of sequences ``x [N, T]``: channel ``2k`` fires at step ``t`` when the
     sequence crosses ``levels[k]`` upwards between ``t - 1`` and ``t``, channel ``2k + 1`` when it
     crosses downwards. Returns ``bool [T, N, 2 * len(levels)]``; step 0 never fires.
 
