@@ -26,6 +26,7 @@ import braintools
 import brainunit as u
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 from helpers.diagnostics import xla_memory
 from helpers.events import SpikeEvents, SpikeInput
@@ -129,6 +130,25 @@ class _Online:
     def loss_of(self, outputs, labels, mask=None):
         return per_step_cross_entropy(outputs, labels, mask)
 
+    def states_for(self, batch_size: int) -> None:
+        """Give the network's hidden states the shape of a batch of ``batch_size`` examples, on the
+        host, before a compiled program runs on such a batch (a no-op when they have it).
+
+        An online network keeps its state objects (:meth:`helpers.SNN.fresh_state`), and their values
+        are inputs of every compiled program: built for one example, they leave a program at its
+        batch's size. Without this, the first two calls of a program would compile it twice (once
+        for the states as built, once for them as the first call left them); every trainer here
+        calls it where the data enter."""
+        hidden = list(self.net.states(brainstate.HiddenState).values())
+        leaves = [leaf for state in hidden for leaf in jax.tree.leaves(state.value)]
+        if all(
+            np.shape(leaf)[:1] == (batch_size,) and not getattr(leaf, "weak_type", False) for leaf in leaves
+        ):
+            return
+        self.net.fresh_state(batch_size)
+        for state in hidden:  # zeros as a program returns them: of a fixed dtype, not weakly typed
+            state.value = jax.tree.map(lambda leaf: jnp.asarray(leaf, dtype=leaf.dtype), state.value)
+
     def run_epochs(self, spikes, labels, n_epochs: int):
         """The core's epochs in one traced loop, the network's states first given this batch's shape:
         an online network keeps its state objects (:meth:`helpers.SNN.fresh_state`), and the loop over
@@ -200,6 +220,7 @@ class OnlineTrainer(_Online, Trainer):
         data = super().prepare_input(spikes)
         if self.learning != "bptt":
             self.learner(data.shape[1])  # compile the learner of this batch size before tracing a step
+        self.states_for(data.shape[1])
         return data
 
     def gradient_memory(self, spikes, labels) -> dict[str, float]:
@@ -245,6 +266,10 @@ class OnlineMinibatchTrainer(_Online, MinibatchTrainer):
         if self.learning != "bptt":
             self.learner(self._check_batch_size(batch_size))  # compiled before the epoch is traced
         return super().fit(train, epochs, batch_size, **kwargs)
+
+    def _program_arguments(self, split, indices, mask) -> tuple:
+        self.states_for(np.shape(indices)[1])  # the batch size of the epoch or evaluation about to run
+        return super()._program_arguments(split, indices, mask)
 
 
 def cosine(a, b) -> float:

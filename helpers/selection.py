@@ -14,10 +14,13 @@ Neither function looks at a test split; scoring the chosen model on it is left t
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Callable, Sequence
 from typing import Any, Protocol
 
 import numpy as np
+
+from helpers.validation import check_positive_int
 
 __all__ = ["fit_best_epoch", "tune_on_validation"]
 
@@ -59,6 +62,7 @@ def tune_on_validation(
     *,
     seed: int = 0,
     final_seeds: Sequence[int] = (0,),
+    n_jobs: int = 1,
 ) -> dict:
     """Fit ``make_model(setting, seed)`` (an unfitted scikit-learn classifier) on ``train = (x, y)`` for
     every ``setting`` of ``grid``, choose the setting with the highest accuracy on ``validation = (x,
@@ -68,6 +72,11 @@ def tune_on_validation(
     spread over seeds is then measured with ``final_seeds``. A deterministic model (the same fit
     whatever the seed) needs only ``final_seeds=(seed,)``.
 
+    With ``n_jobs`` above 1, the fits run that many at a time in worker processes (joblib's ``loky``
+    backend), each with one BLAS thread and the caller's warning filters: the same fits as one after
+    the other with one BLAS thread (``threadpoolctl.threadpool_limits(1)``), in less wall time when
+    that many cores are free; ``make_model`` must then be picklable (a lambda is, by value).
+
     Returns ``{"val": {setting: validation accuracy with seed}, "chosen": setting, "models": [the
     chosen setting fitted from each of final_seeds], "final_val": validation accuracies [n]}``.
     """
@@ -75,17 +84,46 @@ def tune_on_validation(
     final_seeds = [int(s) for s in final_seeds]
     if not grid or not final_seeds:
         raise ValueError(f"grid and final_seeds must not be empty, got {grid!r} and {final_seeds!r}")
+    n_jobs = check_positive_int("n_jobs", n_jobs)
     x_train, y_train = train
     x_val, y_val = validation
-    fitted = {setting: make_model(setting, seed).fit(x_train, y_train) for setting in grid}
+    fit = _fitter(make_model, x_train, y_train, n_jobs)
+    fitted = dict(zip(grid, fit([(setting, seed) for setting in grid]), strict=True))
     val = {setting: float(model.score(x_val, y_val)) for setting, model in fitted.items()}
     chosen = max(grid, key=lambda setting: val[setting])
-    models = [
-        fitted[chosen] if s == seed else make_model(chosen, s).fit(x_train, y_train) for s in final_seeds
-    ]
+    refits = iter(fit([(chosen, s) for s in final_seeds if s != seed]))
+    models = [fitted[chosen] if s == seed else next(refits) for s in final_seeds]
     return {
         "val": val,
         "chosen": chosen,
         "models": models,
         "final_val": np.array([model.score(x_val, y_val) for model in models]),
     }
+
+
+def _fitter(make_model, x, y, n_jobs: int) -> Callable[[list], list]:
+    """A function from ``[(setting, seed), ...]`` to the fitted models, in this process (``n_jobs``
+    1) or ``n_jobs`` at a time in worker processes (see :func:`tune_on_validation`)."""
+    if n_jobs == 1:
+        return lambda jobs: [make_model(setting, seed).fit(x, y) for setting, seed in jobs]
+    import joblib
+
+    def fit_one(setting, seed, filters):
+        # defined here, so that it travels by value: a worker imports what the model needs, not helpers
+        with warnings.catch_warnings():
+            warnings.resetwarnings()
+            for action, message, category, module, line in reversed(filters):  # the first one wins
+                message, module = (getattr(p, "pattern", p) or "" for p in (message, module))
+                warnings.filterwarnings(action, message, category, module, line)
+            return make_model(setting, seed).fit(x, y)
+
+    def fit(jobs: list) -> list:
+        if not jobs:
+            return []
+        filters = list(warnings.filters)
+        with joblib.parallel_config(backend="loky", n_jobs=n_jobs, inner_max_num_threads=1):
+            return joblib.Parallel()(
+                joblib.delayed(fit_one)(setting, seed, filters) for setting, seed in jobs
+            )
+
+    return fit

@@ -140,6 +140,27 @@ def test_epochs_in_one_program_train_like_one_at_a_time(batch, learning):
 
 
 @pytest.mark.slow
+def test_a_program_compiles_once_whatever_shape_the_states_were_left_in(batch):
+    """Regression: an online network's states are inputs of every compiled program; built for one
+    example (or left at another batch's size by scoring), they made the first training step, or the
+    first epoch after an evaluation, compile a second time."""
+    spikes, labels = batch
+    trainer = helpers.OnlineTrainer(network(), "bptt", lr=1e-2)
+    trainer.step(spikes, labels)  # compiles the step
+    trainer.accuracy(spikes[:, :5], labels[:5])  # leaves the states at 5 examples
+    with helpers.count_compilations() as compiled:
+        trainer.step(spikes, labels)
+        trainer.step(spikes, labels)
+    assert compiled.jitted == 0
+    minibatch = helpers.OnlineMinibatchTrainer(network(), "bptt", lr=1e-2)
+    scored = {"validation": (spikes[:, :5], labels[:5]), "eval_batch_size": 5}
+    minibatch.fit((spikes, labels), 1, batch_size=8, **scored)
+    with helpers.count_compilations() as compiled:
+        minibatch.fit((spikes, labels), 2, batch_size=8, **scored)
+    assert compiled.jitted == 0
+
+
+@pytest.mark.slow
 def test_online_minibatches(batch):
     spikes, labels = batch
     trainer = helpers.OnlineMinibatchTrainer(network(), "es_d_rtrl", lr=1e-2)

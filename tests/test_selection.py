@@ -1,5 +1,7 @@
 """helpers.selection: the best epoch and the best baseline setting are chosen on validation only."""
 
+import warnings
+
 import numpy as np
 import pytest
 
@@ -69,3 +71,28 @@ def test_tune_on_validation_chooses_on_validation_and_refits_the_chosen_setting_
 def test_tune_on_validation_refuses_an_empty_grid():
     with pytest.raises(ValueError, match="grid"):
         tune_on_validation(Threshold, [], (np.zeros(1), np.zeros(1)), (np.zeros(1), np.zeros(1)))
+
+
+@pytest.mark.slow  # starts two worker processes
+def test_tune_on_validation_in_worker_processes_fits_the_same_models():
+    from sklearn.exceptions import ConvergenceWarning
+    from sklearn.linear_model import LogisticRegression
+
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(120, 5))
+    y = (x @ rng.normal(size=5) + 0.5 * rng.normal(size=120) > 0).astype(int)
+    make = lambda C, seed: LogisticRegression(C=C, random_state=seed)  # noqa: E731
+    splits = (x[:80], y[:80]), (x[80:], y[80:])
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", ConvergenceWarning)  # the workers obey the caller's filters
+        with pytest.raises(ConvergenceWarning):
+            tune_on_validation(lambda C, seed: LogisticRegression(max_iter=1), [1.0], *splits, n_jobs=2)
+    here, workers = (
+        tune_on_validation(make, [0.01, 0.1, 1.0], *splits, final_seeds=[0, 1, 2], n_jobs=n) for n in (1, 2)
+    )
+    assert here["val"] == workers["val"] and here["chosen"] == workers["chosen"]
+    np.testing.assert_array_equal(here["final_val"], workers["final_val"])
+    for a, b in zip(here["models"], workers["models"], strict=True):
+        np.testing.assert_array_equal(a.coef_, b.coef_)
+    with pytest.raises(ValueError, match="n_jobs"):
+        tune_on_validation(make, [1.0], *splits, n_jobs=0)
