@@ -296,7 +296,7 @@ def load_network(path: str | os.PathLike) -> tuple[SNN, dict[str, Any]]:
 def _deep_network(path, config: dict) -> SNN:
     """The :class:`helpers.deep.DeepSNN` a checkpoint's config (:attr:`helpers.deep.DeepSNN.config`)
     describes; :class:`CheckpointError` when it cannot be built from it."""
-    from helpers.deep import DeepSNN, parse_layers
+    from helpers.deep import DeepSNN, parse_conv, parse_layers
 
     try:
         kwargs: dict[str, Any] = {key: config[key] for key in ("n_inputs", "n_outputs", "neuron", "output")}
@@ -304,6 +304,10 @@ def _deep_network(path, config: dict) -> SNN:
         kwargs["hidden"] = parse_layers(config["hidden"])
         kwargs["recurrent"] = tuple(flag == "1" for flag in str(config["recurrent"]).split(","))
         kwargs["input_scale"], kwargs["hidden_scale"] = config["input_scale"], config["hidden_scale"]
+        if "conv" in config:  # a convolutional front end: over an image of image_shape, or over time
+            kwargs["conv"] = parse_conv(config["conv"])
+            shape = str(config["image_shape"])
+            kwargs["image_shape"] = tuple(int(n) for n in shape.split(",")) if shape else None
         if config["neuron"] == "alif":
             kwargs["tau_adapt"] = config["tau_adapt_ms"] * u.ms
             kwargs["adaptation"] = config["adaptation_mV"] * u.mV

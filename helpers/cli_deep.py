@@ -1,12 +1,18 @@
-"""The deeper networks' options of ``python -m helpers train`` (issue 19): ``--layers``, ``--neuron``,
-``--output``, ``--loss``, ``--regularise`` and the weight scales, with one-line refusals of the
+"""The deeper networks' options of ``python -m helpers train`` (issue 19): ``--layers``, ``--conv``,
+``--neuron``, ``--output``, ``--loss``, ``--regularise`` and the weight scales, with one-line refusals of the
 combinations that make no sense. :mod:`helpers.cli` calls :func:`add_options` when it builds the
 parser, :func:`settle` once the dataset's options are settled, and :func:`network` and
 :func:`trainer_options` when it builds the trainer.
 
 Without any of these options the command trains what it always trained (a :class:`helpers.SNN`, the
-cross-entropy of ``--readout``). ``--layers``, ``--neuron alif`` or ``--output spikes`` build a
-:class:`helpers.deep.DeepSNN` instead.
+cross-entropy of ``--readout``). ``--layers``, ``--conv``, ``--neuron alif`` or ``--output spikes``
+build a :class:`helpers.deep.DeepSNN` instead.
+
+``--conv CHANNELS:KERNEL[:POOL],...`` puts a convolutional front end of spiking layers
+(:class:`helpers.deep.ConvLayer`) before the hidden layers: on digits (:data:`IMAGE_SHAPES`) 2-D
+convolutions of ``KERNEL x KERNEL`` pixels over the 8x8 image at every step, each optionally followed
+by ``POOL x POOL`` max pooling of its spikes; on every other dataset causal 1-D convolutions over the
+last ``KERNEL`` steps (MNIST-1D is fed one position per step, so that is its position axis; no pooling).
 """
 
 from __future__ import annotations
@@ -15,7 +21,7 @@ import argparse
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from helpers.deep import NEURONS, parse_layers
+from helpers.deep import NEURONS, conv_neurons, parse_conv, parse_layers
 from helpers.readout import LOSSES, READOUTS, SPIKE_LOSSES, check_loss
 
 if TYPE_CHECKING:
@@ -24,7 +30,7 @@ if TYPE_CHECKING:
 #: ``--output``: output spikes, or a membrane readout read over time in one of the ways of READOUTS
 OUTPUT_CHOICES = ("spikes", *READOUTS)
 #: the options of this module, as argparse names them
-OPTIONS = ("layers", "neuron", "output", "loss", "regularise", "input_scale", "hidden_scale")
+OPTIONS = ("layers", "conv", "neuron", "output", "loss", "regularise", "input_scale", "hidden_scale")
 #: the loss a spiking output trains with when ``--loss`` is not given
 DEFAULT_SPIKE_LOSS = "ce_count"
 #: the weight scales of a deep network when ``--input-scale`` / ``--hidden-scale`` are not given: the
@@ -33,6 +39,9 @@ DEFAULT_SPIKE_LOSS = "ce_count"
 #: neuron and example in each; the one-layer network's default, about 4.4, leaves the second layer and
 #: a spiking output silent, so no gradient reaches them). Chosen on the digits' validation split.
 DEEP_SCALES = (100.0, 100.0)
+#: the datasets whose steps are images, ``(height, width)``: ``--conv`` convolves over them (2-D); on the
+#: others it convolves over time (1-D, causal)
+IMAGE_SHAPES = {"digits": (8, 8)}
 #: ``--regularise`` terms: ``rate:STRENGTH``, ``upper:STRENGTH:COUNT``, ``lower:STRENGTH:COUNT``
 REGULARISERS = ("rate", "upper", "lower")
 
@@ -40,6 +49,13 @@ REGULARISERS = ("rate", "upper", "lower")
 def _layers(text: str) -> tuple[int, ...]:
     try:
         return parse_layers(text)
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
+
+
+def _conv(text: str) -> tuple[tuple[int, int, int], ...]:
+    try:
+        return parse_conv(text)
     except ValueError as error:
         raise argparse.ArgumentTypeError(str(error)) from None
 
@@ -94,6 +110,15 @@ def add_options(train: argparse.ArgumentParser, default: Callable[[Any], Any]) -
         help="hidden layer sizes, e.g. 128,128 (instead of --hidden; builds a helpers.deep.DeepSNN)",
     )
     group.add_argument(
+        "--conv",
+        type=_conv,
+        default=default(None),
+        metavar="C:K[:P],...",
+        help="a convolutional front end of spiking layers before the hidden ones, CHANNELS:KERNEL[:POOL] "
+        "each (e.g. 8:3:2): on digits 2-D over the 8x8 image at every step (KERNELxKERNEL pixels, POOLxPOOL "
+        "max pooling), on the other datasets causal 1-D over the last KERNEL steps (builds a DeepSNN)",
+    )
+    group.add_argument(
         "--neuron",
         choices=NEURONS,
         default=default("lif"),
@@ -137,7 +162,7 @@ def add_options(train: argparse.ArgumentParser, default: Callable[[Any], Any]) -
 
 def is_deep(args: argparse.Namespace) -> bool:
     """Whether the options ask for a :class:`~helpers.deep.DeepSNN` rather than a :class:`~helpers.SNN`."""
-    return args.layers is not None or args.neuron != "lif" or args.output == "spikes"
+    return args.layers is not None or args.conv is not None or args.neuron != "lif" or args.output == "spikes"
 
 
 def refuse_with_resume(args: argparse.Namespace, parser: argparse.ArgumentParser, given: dict) -> None:
@@ -169,10 +194,10 @@ def settle(args: argparse.Namespace, parser: argparse.ArgumentParser, given: dic
         if getattr(args, option) is not None and not deep:
             parser.error(
                 f"--{option.replace('_', '-')}: only for a deep network "
-                "(--layers, --neuron alif or --output spikes)"
+                "(--layers, --conv, --neuron alif or --output spikes)"
             )
     if args.learning != "bptt":
-        for option in ("layers", "output", "loss", "regularise"):
+        for option in ("layers", "conv", "output", "loss", "regularise"):
             if getattr(args, option) is not None and (option != "output" or args.output == "spikes"):
                 parser.error(
                     f"--{option}: not with --learning {args.learning} (online learning trains the one-layer "
@@ -195,8 +220,24 @@ def settle(args: argparse.Namespace, parser: argparse.ArgumentParser, given: dic
         parser.error(
             f"--loss {args.loss}: needs --output spikes (a membrane readout trains with ce or per_step_ce)"
         )
-    if args.layers is not None:
-        args.hidden = sum(args.layers)
+    if args.conv is not None:
+        try:
+            conv_neurons(args.conv, IMAGE_SHAPES.get(args.dataset), args.inputs)
+        except ValueError as error:
+            parser.error(f"--conv: {error}")
+        if args.layers is None:  # --hidden (or the dataset's default) is the one dense layer after it
+            args.layers = (args.hidden,)
+    if is_deep(args):  # every hidden neuron, the convolutions' included (for the memory estimate)
+        args.hidden = sum(layer_sizes(args))
+
+
+def layer_sizes(args: argparse.Namespace) -> tuple[int, ...]:
+    """The spiking neurons of every hidden layer of the deep network the options ask for, those of the
+    convolutions first (as :attr:`helpers.deep.DeepSNN.layer_sizes`)."""
+    dense = args.layers if args.layers is not None else (args.hidden,)
+    if args.conv is None:
+        return tuple(dense)
+    return (*conv_neurons(args.conv, IMAGE_SHAPES.get(args.dataset), args.inputs), *dense)
 
 
 def network(args: argparse.Namespace) -> SNN:
@@ -218,6 +259,8 @@ def network(args: argparse.Namespace) -> SNN:
         output="spikes" if args.output == "spikes" else "membrane",
         input_scale=input_scale,
         hidden_scale=hidden_scale,
+        conv=args.conv,
+        image_shape=IMAGE_SHAPES.get(args.dataset) if args.conv is not None else None,
     )
 
 
@@ -233,8 +276,7 @@ def regularizer(args: argparse.Namespace) -> Callable | None:
     if "rate" in terms:
         parts.append(rate_penalty(terms["rate"][0]))
     if "upper" in terms or "lower" in terms:
-        layers = args.layers if args.layers is not None else (args.hidden,)
-        parts.append(firing_bounds(terms.get("upper"), terms.get("lower"), layer_sizes=layers))
+        parts.append(firing_bounds(terms.get("upper"), terms.get("lower"), layer_sizes=layer_sizes(args)))
 
     def penalty(hidden, mask):
         return sum(part(hidden, mask) for part in parts)
@@ -256,9 +298,14 @@ def trainer_options(args: argparse.Namespace) -> dict[str, Any]:
 
 def describe(args: argparse.Namespace) -> str:
     """The network in words for a run's title: ``128 hidden LIF neurons`` (as before), or for a deep
-    network ``hidden layers 128,128 of ALIF neurons, spiking output``."""
+    network ``hidden layers 128,128 of ALIF neurons, spiking output`` (``conv 8:3:2 over the image,
+    hidden layers ...`` with a convolutional front end)."""
     if not is_deep(args):
         return f"{args.hidden} hidden LIF neurons"
     layers = ",".join(map(str, args.layers if args.layers is not None else (args.hidden,)))
     output = "spiking output" if args.output == "spikes" else f"{args.readout} readout"
-    return f"hidden layers {layers} of {args.neuron.upper()} neurons, {output}"
+    conv = ""
+    if args.conv is not None:
+        over = "the image" if args.dataset in IMAGE_SHAPES else "time"
+        conv = f"conv {','.join(':'.join(map(str, c)) for c in args.conv)} over {over}, "
+    return f"{conv}hidden layers {layers} of {args.neuron.upper()} neurons, {output}"
