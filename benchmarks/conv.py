@@ -66,6 +66,16 @@ CANDIDATES = {
         "conv 8:3:2 + 128 scale 300": ("--conv", "8:3:2", "--layers", "128", "--input-scale", "300"),
         "conv 16:3 + 128 scale 300": ("--conv", "16:3", "--layers", "128", "--input-scale", "300"),
         "conv 16:3:2 + 256 scale 300": ("--conv", "16:3:2", "--layers", "256", "--input-scale", "300"),
+        "conv 8:3:2 + 128 scale 300 60 epochs": (
+            "--conv",
+            "8:3:2",
+            "--layers",
+            "128",
+            "--input-scale",
+            "300",
+            "--epochs",
+            "60",
+        ),  # fmt: skip
     },
     "mnist1d": {
         "128": ("--layers", "128"),

@@ -14,6 +14,15 @@ ALIF is ``brainpy.state.ALIF`` (brainpy_state 0.1.0 ships it): a LIF neuron whos
 ``adaptation`` (mV) with every spike and relaxes back with ``tau_adapt``, so a neuron that has fired a
 lot fires less (spike-frequency adaptation), and its adaptation variable is a memory that outlasts the
 membrane's ``tau_mem``. Times are ``brainunit`` quantities; ``dt`` comes from ``brainstate.environ``.
+
+An optional convolutional front end (``conv``, :class:`ConvLayer`) comes before the first hidden
+layer, its spikes flattened into it::
+
+    spikes_t [B, H*W*C_in] --reshape [B, H, W, C_in]--> Conv2d (mA) --> Expon --> LIF|ALIF
+        (spikes [B, H, W, C]) --max pool p x p--> [B, (H/p)*(W/p)*C] --> hidden layers
+                                                                  (image_shape=(H, W): per step)
+    spikes_t [B, C_in] --delay line [B, K, C_in]--> Conv1d (mA) --> Expon --> LIF|ALIF
+        (spikes [B, C]) --> hidden layers                        (no image_shape: over time, causal)
 """
 
 from __future__ import annotations
