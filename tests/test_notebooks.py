@@ -26,6 +26,7 @@ def test_the_tutorial_has_its_numbered_notebooks():
         "01_network", "02_dataset", "03_loss", "04_training",
         "05_surrogates", "06_generalisation", "07_seeds", "08_performance",
         "09_digits", "10_mnist1d", "11_activity", "12_export", "13_scaling", "14_online",
+        "15_deeper",
     ]  # fmt: skip
     assert sorted((ROOT / "notebooks").glob("*.ipynb")) == NOTEBOOKS, "unnumbered notebook in notebooks/"
 
@@ -78,7 +79,7 @@ def test_hygiene(ipynb):
     assert "JAX_PLATFORMS" not in "".join("".join(c["source"]) for c in code), "set the platform in config"
 
 
-EXERCISE_NOTEBOOKS = [p for p in NOTEBOOKS if p.stem[:2] in {"01", "02", "03", "04", "05", "06", "07"}]
+EXERCISE_NOTEBOOKS = [p for p in NOTEBOOKS if p.stem[:2] in {"01", "02", "03", "04", "05", "06", "07", "15"}]
 
 
 @pytest.mark.parametrize("ipynb", EXERCISE_NOTEBOOKS, ids=ids(EXERCISE_NOTEBOOKS))
