@@ -163,10 +163,11 @@ def firing_bounds(
       neuron of that layer up, silent ones included (through the surrogate gradient, where they are
       near threshold).
 
-    The means over examples count only those where ``mask [B]`` is true. The form (squared hinges, one
-    bound per neuron and one per population) is that of Zenke and Vogels (2021, Neural Computation
-    33:899) used in SpyTorch's SHD work; SpyTorch's tutorial 3 itself uses an L1 penalty on all spikes
-    and an L2 penalty on each neuron's count (:func:`rate_penalty` is the L1 one). Returns
+    The means over examples count only those where ``mask [B]`` is true. The squared hinges follow Zenke
+    and Vogels (2021, Neural Computation 33:899), who pair the bounds the other way round (a lower bound
+    per neuron, an upper bound on the population's mean); this pairing, aimed at saturated neurons, is
+    the one issue 19 asked for. SpyTorch's tutorials 3 and 4 use no bounds but an L1 penalty on all
+    spikes and an L2 penalty on each neuron's count (:func:`rate_penalty` is the L1 one). Returns
     ``f(hidden [T, B, n], mask [B] | None) -> scalar``.
     """
     upper_bound, lower_bound = _check_bound("upper", upper), _check_bound("lower", lower)
