@@ -30,7 +30,17 @@ if TYPE_CHECKING:
 #: ``--output``: output spikes, or a membrane readout read over time in one of the ways of READOUTS
 OUTPUT_CHOICES = ("spikes", *READOUTS)
 #: the options of this module, as argparse names them
-OPTIONS = ("layers", "conv", "neuron", "output", "loss", "regularise", "input_scale", "hidden_scale")
+OPTIONS = (
+    "layers",
+    "conv",
+    "neuron",
+    "recurrent",
+    "output",
+    "loss",
+    "regularise",
+    "input_scale",
+    "hidden_scale",
+)
 #: the loss a spiking output trains with when ``--loss`` is not given
 DEFAULT_SPIKE_LOSS = "ce_count"
 #: the weight scales of a deep network when ``--input-scale`` / ``--hidden-scale`` are not given: the
@@ -51,6 +61,16 @@ def _layers(text: str) -> tuple[int, ...]:
         return parse_layers(text)
     except ValueError as error:
         raise argparse.ArgumentTypeError(str(error)) from None
+
+
+def _recurrent(text: str) -> tuple[bool, ...]:
+    """``1`` (every hidden layer), or one ``0``/``1`` per hidden layer (``1,0``)."""
+    items = str(text).split(",")
+    if not items or any(item.strip() not in ("0", "1") for item in items):
+        raise argparse.ArgumentTypeError(
+            f"expected 1 (every hidden layer) or one 0 or 1 per hidden layer (e.g. 1,0), got {text!r}"
+        )
+    return tuple(item.strip() == "1" for item in items)
 
 
 def _conv(text: str) -> tuple[tuple[int, int, int], ...]:
@@ -125,6 +145,16 @@ def add_options(train: argparse.ArgumentParser, default: Callable[[Any], Any]) -
         help="hidden neurons: LIF, or ALIF (adaptive threshold)",
     )
     group.add_argument(
+        "--recurrent",
+        type=_recurrent,
+        nargs="?",
+        const=(True,),
+        default=default(None),
+        metavar="FLAGS",
+        help="feed each hidden layer's spikes back into it at the next step: alone or 1 for every hidden "
+        "layer, or one 0/1 per layer (e.g. 1,0); builds a DeepSNN",
+    )
+    group.add_argument(
         "--output",
         choices=OUTPUT_CHOICES,
         default=default(None),
@@ -162,7 +192,13 @@ def add_options(train: argparse.ArgumentParser, default: Callable[[Any], Any]) -
 
 def is_deep(args: argparse.Namespace) -> bool:
     """Whether the options ask for a :class:`~helpers.deep.DeepSNN` rather than a :class:`~helpers.SNN`."""
-    return args.layers is not None or args.conv is not None or args.neuron != "lif" or args.output == "spikes"
+    return (
+        args.layers is not None
+        or args.conv is not None
+        or args.recurrent is not None
+        or args.neuron != "lif"
+        or args.output == "spikes"
+    )
 
 
 def refuse_with_resume(args: argparse.Namespace, parser: argparse.ArgumentParser, given: dict) -> None:
@@ -194,10 +230,10 @@ def settle(args: argparse.Namespace, parser: argparse.ArgumentParser, given: dic
         if getattr(args, option) is not None and not deep:
             parser.error(
                 f"--{option.replace('_', '-')}: only for a deep network "
-                "(--layers, --conv, --neuron alif or --output spikes)"
+                "(--layers, --conv, --recurrent, --neuron alif or --output spikes)"
             )
     if args.learning != "bptt":
-        for option in ("layers", "conv", "output", "loss", "regularise"):
+        for option in ("layers", "conv", "recurrent", "output", "loss", "regularise"):
             if getattr(args, option) is not None and (option != "output" or args.output == "spikes"):
                 parser.error(
                     f"--{option}: not with --learning {args.learning} (online learning trains the one-layer "
@@ -227,6 +263,13 @@ def settle(args: argparse.Namespace, parser: argparse.ArgumentParser, given: dic
             parser.error(f"--conv: {error}")
         if args.layers is None:  # --hidden (or the dataset's default) is the one dense layer after it
             args.layers = (args.hidden,)
+    if args.recurrent is not None:
+        n_dense = len(args.layers) if args.layers is not None else 1
+        if len(args.recurrent) not in (1, n_dense):
+            parser.error(
+                f"--recurrent: {len(args.recurrent)} flags for {n_dense} hidden layer(s); "
+                "give 1 (every layer) or one per layer of --layers"
+            )
     if is_deep(args):  # every hidden neuron, the convolutions' included (for the memory estimate)
         args.hidden = sum(layer_sizes(args))
 
@@ -256,12 +299,21 @@ def network(args: argparse.Namespace) -> SNN:
         args.layers if args.layers is not None else (args.hidden,),
         args.outputs,
         neuron=args.neuron,
+        recurrent=recurrent_flags(args),
         output="spikes" if args.output == "spikes" else "membrane",
         input_scale=input_scale,
         hidden_scale=hidden_scale,
         conv=args.conv,
         image_shape=IMAGE_SHAPES.get(args.dataset) if args.conv is not None else None,
     )
+
+
+def recurrent_flags(args: argparse.Namespace) -> bool | tuple[bool, ...]:
+    """``--recurrent`` as :class:`~helpers.deep.DeepSNN` takes it: one flag for every hidden layer, or
+    one per layer (``False`` without the option)."""
+    if args.recurrent is None:
+        return False
+    return args.recurrent[0] if len(args.recurrent) == 1 else tuple(args.recurrent)
 
 
 def regularizer(args: argparse.Namespace) -> Callable | None:
@@ -308,4 +360,8 @@ def describe(args: argparse.Namespace) -> str:
     if args.conv is not None:
         over = "the image" if args.dataset in IMAGE_SHAPES else "time"
         conv = f"conv {','.join(':'.join(map(str, c)) for c in args.conv)} over {over}, "
-    return f"{conv}hidden layers {layers} of {args.neuron.upper()} neurons, {output}"
+    recurrent = ""
+    if args.recurrent is not None:
+        flags = ",".join(str(int(r)) for r in args.recurrent)
+        recurrent = " recurrent" if flags == "1" else f" recurrent {flags}"
+    return f"{conv}hidden layers {layers} of{recurrent} {args.neuron.upper()} neurons, {output}"

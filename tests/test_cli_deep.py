@@ -45,6 +45,9 @@ def usage_error(args, out, capsys) -> str:
         (["--neuron", "hh"], "argument --neuron: invalid choice"),
         (["--loss", "hinge"], "argument --loss: invalid choice"),
         (["--hidden-scale", "0"], "argument --hidden-scale: expected a positive, finite number"),
+        (["--recurrent", "2"], "argument --recurrent: expected 1 (every hidden layer) or one 0 or 1"),
+        (["--layers", "8,8", "--recurrent", "1,0,1"], "--recurrent: 3 flags for 2 hidden layer(s)"),
+        (["--recurrent", "--learning", "d_rtrl"], "--recurrent: not with --learning d_rtrl"),
     ],
 )
 def test_refusals(args, message, tmp_path, capsys):
@@ -127,6 +130,27 @@ def test_plain_options_still_build_the_snn():
     assert (args.readout, args.loss, args.hidden) == ("mean", "ce_count", 24) and cli_deep.is_deep(args)
     assert set(cli_deep.trainer_options(args)) == {"loss", "regularizer"}
     assert cli_deep.describe(args) == "hidden layers 16,8 of LIF neurons, spiking output"
+
+
+def test_recurrent_option_builds_recurrent_layers():
+    """``--recurrent`` alone makes every hidden layer recurrent; ``1,0`` only the first."""
+    import brainstate
+
+    from helpers import cli_deep
+    from helpers.cli import build_parser
+
+    parser = build_parser()
+    for flags, expected, words in (
+        (["--recurrent"], (True, True), "of recurrent LIF"),
+        (["--recurrent", "1,0"], (True, False), "of recurrent 1,0 LIF"),
+    ):
+        args = parser.parse_args(["train", "--layers", "6,5", *flags])
+        cli_deep.settle(args, parser, {"layers": (6, 5), "recurrent": args.recurrent})
+        assert cli_deep.is_deep(args) and words in cli_deep.describe(args)
+        with brainstate.environ.context(dt=1.0 * u.ms):
+            net = cli_deep.network(args)
+        assert net.recurrent_layers == expected
+        assert net.config["recurrent"] == ",".join(str(int(r)) for r in expected)
 
 
 @pytest.fixture
