@@ -32,8 +32,6 @@ host's load averages at its start and end: the machine was shared, so wall times
 
 from __future__ import annotations
 
-import contextlib
-import io
 import json
 import os
 import sys
@@ -44,6 +42,7 @@ from pathlib import Path
 import numpy as np
 
 from benchmarks.bench import machine
+from benchmarks.deep import run_cli
 
 RESULTS = Path(__file__).parent / "results"
 OUTPUT = RESULTS / "conv.json"
@@ -90,28 +89,6 @@ CANDIDATES = {
 TARGETS = {"digits": 0.98, "mnist1d": 0.80}
 
 
-def run(dataset: str, options: tuple[str, ...], seed: int, folder: Path) -> dict:
-    """One ``train`` run in-process; its settings and scores from ``run.json``."""
-    from helpers.cli import main
-
-    target = folder / f"run-{time.monotonic_ns()}"
-    argv = ["train", *COMMON[dataset], *options, "--seed", str(seed), "--no-progress", "--out", str(target)]
-    start = time.process_time()
-    with contextlib.redirect_stdout(io.StringIO()):
-        status = main(argv)
-    seconds = time.process_time() - start
-    if status != 0:
-        raise RuntimeError(f"python -m helpers {' '.join(argv[:-2])} ended with {status}")
-    result = json.loads((target / "run.json").read_text())
-    return {
-        "seed": seed,
-        "best_epoch": result["best_epoch"],
-        "validation_accuracy": result["validation_accuracy"],
-        "test_accuracy": result["test_accuracy"],
-        "cpu_seconds": seconds,
-    }
-
-
 def _first_format(dataset: str, stored: dict) -> dict:
     """The runs of an entry written by this script's first version (seed 0 for every candidate, its
     validation accuracy alone kept; the chosen one's runs whole) as ``candidate_runs``: the partial
@@ -149,7 +126,7 @@ def benchmark(dataset: str, stored: dict) -> dict:
                 reused += 1
                 continue
             entry["runs"] = [r for r in entry["runs"] if r["seed"] != seed]  # (a record without test)
-            entry["runs"].append(run(dataset, CANDIDATES[dataset][label], seed, folder))
+            entry["runs"].append(run_cli((*COMMON[dataset], *CANDIDATES[dataset][label]), seed, folder))
         entry["runs"].sort(key=lambda r: r["seed"])
         return [r for r in entry["runs"] if r["seed"] in seeds]
 

@@ -38,12 +38,13 @@ CANDIDATES = {
 }
 
 
-def run(options: tuple[str, ...], seed: int, folder: Path) -> dict:
-    """One ``train`` run in-process; its settings and scores from ``run.json``."""
+def run_cli(options: tuple[str, ...], seed: int, folder: Path) -> dict:
+    """One ``python -m helpers train OPTIONS --seed SEED`` run in-process (its output to ``folder``);
+    its best epoch and scores from ``run.json`` and its CPU seconds (process time, all cores)."""
     from helpers.cli import main
 
     target = folder / f"run-{time.monotonic_ns()}"
-    argv = ["train", *COMMON, *options, "--seed", str(seed), "--no-progress", "--out", str(target)]
+    argv = ["train", *options, "--seed", str(seed), "--no-progress", "--out", str(target)]
     start = time.process_time()
     with contextlib.redirect_stdout(io.StringIO()):
         status = main(argv)
@@ -70,7 +71,7 @@ def main() -> None:
         folder = Path(name)
         candidates: dict[str, list[dict]] = {}
         for label, options in CANDIDATES.items():
-            candidates[label] = [run(options, seed, folder) for seed in SEEDS]
+            candidates[label] = [run_cli((*COMMON, *options), seed, folder) for seed in SEEDS]
             scores = [r["validation_accuracy"] for r in candidates[label]]
             print(f"candidate {label}: validation {np.round(scores, 4)}", file=sys.stderr)
     mean_val = {

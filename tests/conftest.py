@@ -41,3 +41,24 @@ def shrink_splits(monkeypatch):
         return load
 
     return shrink
+
+
+@pytest.fixture
+def train_usage_error(capsys):
+    """A function that runs ``python -m helpers train ARGS --out OUT`` in-process, expects a one-line
+    usage error (exit status 2, no traceback, nothing written) and returns its message."""
+    from helpers.cli import main
+
+    prefix = "python -m helpers train: error: "
+
+    def run(args, out) -> str:
+        with pytest.raises(SystemExit) as stop:
+            main(["train", *args, "--out", str(out)])
+        assert stop.value.code == 2
+        err = capsys.readouterr().err
+        assert err.startswith("usage: python -m helpers") and "Traceback" not in err
+        assert not out.exists()
+        assert err.splitlines()[-1].startswith(prefix)
+        return err.splitlines()[-1].removeprefix(prefix)
+
+    return run

@@ -58,7 +58,7 @@ def _check_run(out, dataset, epochs, baseline_names):
 
 
 @pytest.mark.slow
-def test_digits_end_to_end(tmp_path, small, capsys):
+def test_digits_end_to_end(tmp_path, small, capsys, train_usage_error):
     out = tmp_path / "digits"
     args = ["train", "--dataset", "digits", "--hidden", "16", "--epochs", "3", "--batch", "32"]
     assert cli_main([*args, "--no-progress", "--out", str(out)]) == 0
@@ -101,7 +101,7 @@ def test_digits_end_to_end(tmp_path, small, capsys):
     message = (
         f"--resume: {checkpoint} holds a --dataset digits run; only --dataset random runs can be resumed"
     )
-    assert usage_error(["--resume", str(checkpoint)], tmp_path / "resumed", capsys) == message
+    assert train_usage_error(["--resume", str(checkpoint)], tmp_path / "resumed") == message
 
 
 @pytest.mark.slow
@@ -124,29 +124,16 @@ def test_mnist1d_end_to_end(tmp_path, small):
         ("mnist1d", "--inputs", "32"),
     ],
 )
-def test_refused_options(tmp_path, capsys, dataset, option, value):
+def test_refused_options(tmp_path, dataset, option, value, train_usage_error):
     message = f"{option}: not an option for --dataset {dataset} (the dataset fixes it)"
-    assert usage_error(["--dataset", dataset, option, value], tmp_path / "out", capsys) == message
+    assert train_usage_error(["--dataset", dataset, option, value], tmp_path / "out") == message
 
 
 @pytest.mark.parametrize("dataset", ["digits", "mnist1d"])
-def test_resume_refused(tmp_path, capsys, dataset):
+def test_resume_refused(tmp_path, dataset, train_usage_error):
     message = f"--resume: not supported for --dataset {dataset} (only for --dataset random)"
     args = ["--dataset", dataset, "--resume", str(tmp_path / "checkpoint.msgpack")]
-    assert usage_error(args, tmp_path / "out", capsys) == message
-
-
-def usage_error(args, out, capsys) -> str:
-    """Run ``train ARGS --out OUT``; expect a one-line usage error and nothing written; return it."""
-    with pytest.raises(SystemExit) as stop:
-        cli_main(["train", *args, "--out", str(out)])
-    assert stop.value.code == 2
-    err = capsys.readouterr().err
-    assert err.startswith("usage: python -m helpers") and "Traceback" not in err
-    assert not out.exists()
-    prefix = "python -m helpers train: error: "
-    assert err.splitlines()[-1].startswith(prefix)
-    return err.splitlines()[-1].removeprefix(prefix)
+    assert train_usage_error(args, tmp_path / "out") == message
 
 
 def test_help_names_the_datasets(capsys):
@@ -248,9 +235,9 @@ def test_every_dataset_refuses_before_training(dataset, case, tmp_path, capsys, 
     assert {str(p) for p in tmp_path.rglob("*")} == before
 
 
-def test_digits_steps_beyond_memory_are_refused(tmp_path, capsys):
+def test_digits_steps_beyond_memory_are_refused(tmp_path, train_usage_error):
     """Once an XLA abort (rc 134): refused from the estimate before the spikes are encoded."""
-    message = usage_error(["--dataset", "digits", "--steps", "100000000"], tmp_path / "out", capsys)
+    message = train_usage_error(["--dataset", "digits", "--steps", "100000000"], tmp_path / "out")
     assert "B of memory (estimate), more than the" in message
 
 

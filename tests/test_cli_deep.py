@@ -12,20 +12,6 @@ from helpers import cli_datasets
 from helpers.cli import main as cli_main
 from helpers.deep import DeepSNN
 
-PREFIX = "python -m helpers train: error: "
-
-
-def usage_error(args, out, capsys) -> str:
-    """Run ``train ARGS --out OUT``; expect a one-line usage error and nothing written; return it."""
-    with pytest.raises(SystemExit) as stop:
-        cli_main(["train", *args, "--out", str(out)])
-    assert stop.value.code == 2
-    err = capsys.readouterr().err
-    assert err.startswith("usage: python -m helpers") and "Traceback" not in err
-    assert not out.exists()
-    assert err.splitlines()[-1].startswith(PREFIX)
-    return err.splitlines()[-1].removeprefix(PREFIX)
-
 
 @pytest.mark.parametrize(
     ("args", "message"),
@@ -50,28 +36,26 @@ def usage_error(args, out, capsys) -> str:
         (["--recurrent", "--learning", "d_rtrl"], "--recurrent: not with --learning d_rtrl"),
     ],
 )
-def test_refusals(args, message, tmp_path, capsys):
-    assert usage_error(args, tmp_path / "run", capsys).startswith(message)
+def test_refusals(args, message, tmp_path, train_usage_error):
+    assert train_usage_error(args, tmp_path / "run").startswith(message)
 
 
 @pytest.mark.parametrize(
     "value",
     ["upper:1", "upper:1:2,upper:1:3", "lower:a:1", "rate:-1", "band:1:2", "upper:1:inf", ""],
 )
-def test_regularise_refuses_bad_terms(value, tmp_path, capsys):
-    message = usage_error(["--dataset", "digits", "--regularise", value], tmp_path / "run", capsys)
+def test_regularise_refuses_bad_terms(value, tmp_path, train_usage_error):
+    message = train_usage_error(["--dataset", "digits", "--regularise", value], tmp_path / "run")
     assert message.startswith("argument --regularise: ")
 
 
-def test_deep_options_are_refused_with_resume(tmp_path, capsys):
-    message = usage_error(
-        ["--resume", str(tmp_path / "c.msgpack"), "--layers", "4"], tmp_path / "run", capsys
-    )
+def test_deep_options_are_refused_with_resume(tmp_path, train_usage_error):
+    message = train_usage_error(["--resume", str(tmp_path / "c.msgpack"), "--layers", "4"], tmp_path / "run")
     assert message == "--layers: not with --resume (it continues the checkpoint's run)"
 
 
 @pytest.mark.slow  # about 30 s on 2 busy cores
-def test_random_dataset_deep_run(tmp_path, capsys):
+def test_random_dataset_deep_run(tmp_path, capsys, train_usage_error):
     """A 2-layer ALIF network with a spiking output and the count loss, full-batch, written as a run
     whose checkpoint holds that network."""
     out = tmp_path / "run"
@@ -97,8 +81,8 @@ def test_random_dataset_deep_run(tmp_path, capsys):
     helpers.load_checkpoint(out / "checkpoint.msgpack", net, helpers.Trainer(net, loss="mse_count").optimizer)
     assert "final loss" in capsys.readouterr().out
     # resuming it: the options name a one-layer SNN, which the checkpoint's config refuses in one line
-    message = usage_error(
-        ["--resume", str(out / "checkpoint.msgpack"), "--epochs", "5"], tmp_path / "more", capsys
+    message = train_usage_error(
+        ["--resume", str(out / "checkpoint.msgpack"), "--epochs", "5"], tmp_path / "more"
     )
     assert message.startswith("--resume: ") and "architecture: checkpoint 'deep'" in message
 

@@ -162,16 +162,6 @@ def test_checkpoint_reloads_the_convolution(tmp_path):
 
 
 # -- the command line -----------------------------------------------------------------------------------
-PREFIX = "python -m helpers train: error: "
-
-
-def usage_error(args, out, capsys) -> str:
-    with pytest.raises(SystemExit) as stop:
-        cli_main(["train", *args, "--out", str(out)])
-    assert stop.value.code == 2
-    err = capsys.readouterr().err
-    assert "Traceback" not in err and not out.exists()
-    return err.splitlines()[-1].removeprefix(PREFIX)
 
 
 @pytest.mark.parametrize(
@@ -185,8 +175,8 @@ def usage_error(args, out, capsys) -> str:
         (["--resume", "c.msgpack", "--conv", "8:3"], "--conv: not with --resume"),
     ],
 )
-def test_cli_refusals(args, message, tmp_path, capsys):
-    assert usage_error(args, tmp_path / "run", capsys).startswith(message)
+def test_cli_refusals(args, message, tmp_path, train_usage_error):
+    assert train_usage_error(args, tmp_path / "run").startswith(message)
 
 
 def test_cli_settles_the_layers():
