@@ -40,6 +40,7 @@ OPTIONS = (
     "regularise",
     "input_scale",
     "hidden_scale",
+    "weight_decay",
 )
 #: the loss a spiking output trains with when ``--loss`` is not given
 DEFAULT_SPIKE_LOSS = "ce_count"
@@ -120,6 +121,16 @@ def _scale(text: str) -> float:
     return value
 
 
+def _weight_decay(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1.0
+    if not 0 <= value < float("inf"):
+        raise argparse.ArgumentTypeError(f"expected a non-negative, finite number (e.g. 0.01), got {text!r}")
+    return value
+
+
 def add_options(train: argparse.ArgumentParser, default: Callable[[Any], Any]) -> None:
     """Add the group "deeper networks" to the ``train`` parser (``default`` as in ``build_parser``)."""
     group = train.add_argument_group("deeper networks (issue 19)")
@@ -188,6 +199,14 @@ def add_options(train: argparse.ArgumentParser, default: Callable[[Any], Any]) -
         default=default(None),
         help=f"a deep network's later layers' weight variance scale (default {DEEP_SCALES[1]:g})",
     )
+    group.add_argument(
+        "--weight-decay",
+        type=_weight_decay,
+        default=default(None),
+        metavar="DECAY",
+        help="train with AdamW: every step also shrinks each weight by lr * DECAY times itself (decoupled "
+        "weight decay, e.g. 0.01; bptt only; default: Adam without decay)",
+    )
 
 
 def is_deep(args: argparse.Namespace) -> bool:
@@ -233,11 +252,11 @@ def settle(args: argparse.Namespace, parser: argparse.ArgumentParser, given: dic
                 "(--layers, --conv, --recurrent, --neuron alif or --output spikes)"
             )
     if args.learning != "bptt":
-        for option in ("layers", "conv", "recurrent", "output", "loss", "regularise"):
+        for option in ("layers", "conv", "recurrent", "output", "loss", "regularise", "weight_decay"):
             if getattr(args, option) is not None and (option != "output" or args.output == "spikes"):
                 parser.error(
-                    f"--{option}: not with --learning {args.learning} (online learning trains the one-layer "
-                    "network on the per-step loss)"
+                    f"--{option.replace('_', '-')}: not with --learning {args.learning} (online learning "
+                    "trains the one-layer network on the per-step loss)"
                 )
         if args.neuron != "lif":
             parser.error(f"--neuron {args.neuron}: not with --learning {args.learning} (LIF only)")
@@ -337,14 +356,19 @@ def regularizer(args: argparse.Namespace) -> Callable | None:
 
 
 def trainer_options(args: argparse.Namespace) -> dict[str, Any]:
-    """The trainer's keyword arguments these options set: ``loss`` (when not the default ``ce``) and,
-    for minibatch training, ``regularizer``; empty without them, so that the trainers get what they
-    always got."""
+    """The trainer's keyword arguments these options set: ``loss`` (when not the default ``ce``),
+    for minibatch training ``regularizer``, and with ``--weight-decay`` an ``optimizer``
+    (``braintools.optim.AdamW`` with ``--lr``); empty without them, so that the trainers get what they
+    always got (Adam with ``--lr``)."""
     options: dict[str, Any] = {}
     if args.loss != "ce":
         options["loss"] = args.loss
     if args.regularise is not None:
         options["regularizer"] = regularizer(args)
+    if getattr(args, "weight_decay", None) is not None:
+        import braintools
+
+        options["optimizer"] = braintools.optim.AdamW(lr=args.lr, weight_decay=args.weight_decay)
     return options
 
 

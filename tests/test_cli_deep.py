@@ -34,6 +34,10 @@ from helpers.deep import DeepSNN
         (["--recurrent", "2"], "argument --recurrent: expected 1 (every hidden layer) or one 0 or 1"),
         (["--layers", "8,8", "--recurrent", "1,0,1"], "--recurrent: 3 flags for 2 hidden layer(s)"),
         (["--recurrent", "--learning", "d_rtrl"], "--recurrent: not with --learning d_rtrl"),
+        (["--weight-decay", "-0.1"], "argument --weight-decay: expected a non-negative, finite number"),
+        (["--weight-decay", "inf"], "argument --weight-decay: expected a non-negative, finite number"),
+        (["--weight-decay", "some"], "argument --weight-decay: expected a non-negative, finite number"),
+        (["--weight-decay", "0.1", "--learning", "d_rtrl"], "--weight-decay: not with --learning d_rtrl"),
     ],
 )
 def test_refusals(args, message, tmp_path, train_usage_error):
@@ -114,6 +118,35 @@ def test_plain_options_still_build_the_snn():
     assert (args.readout, args.loss, args.hidden) == ("mean", "ce_count", 24) and cli_deep.is_deep(args)
     assert set(cli_deep.trainer_options(args)) == {"loss", "regularizer"}
     assert cli_deep.describe(args) == "hidden layers 16,8 of LIF neurons, spiking output"
+
+
+def test_weight_decay_trains_with_adamw():
+    """``--weight-decay D`` gives the trainer AdamW with ``--lr``: one step with a zero gradient shrinks
+    every weight by ``lr * D`` times itself (decoupled decay, by hand: ``w (1 - lr D)``); it is refused
+    beside ``--resume``."""
+    import brainstate
+    import braintools
+    import jax.numpy as jnp
+
+    from helpers import cli_deep
+    from helpers.cli import build_parser
+
+    parser = build_parser()
+    args = parser.parse_args(["train", "--lr", "0.01", "--weight-decay", "0.5"])
+    cli_deep.settle(args, parser, {"lr": 0.01, "weight_decay": 0.5})
+    optimizer = cli_deep.trainer_options(args)["optimizer"]
+    assert isinstance(optimizer, braintools.optim.AdamW) and optimizer.base_lr == 0.01
+    weight = brainstate.ParamState(jnp.array([2.0, -4.0]))
+    optimizer.register_trainable_weights({"w": weight})
+    optimizer.update({"w": jnp.zeros(2)})
+    np.testing.assert_allclose(weight.value, [2.0 * (1 - 0.005), -4.0 * (1 - 0.005)], rtol=1e-6)
+
+
+def test_weight_decay_is_refused_with_resume(tmp_path, train_usage_error):
+    message = train_usage_error(
+        ["--resume", str(tmp_path / "c.msgpack"), "--weight-decay", "0.1"], tmp_path / "run"
+    )
+    assert message == "--weight-decay: not with --resume (it continues the checkpoint's run)"
 
 
 def test_recurrent_option_builds_recurrent_layers():
