@@ -115,7 +115,7 @@ def test_plain_options_still_build_the_snn():
     ]
     args = parser.parse_args(argv)
     cli_deep.settle(args, parser, {"layers": (16, 8), "output": "spikes", "regularise": args.regularise})
-    assert (args.readout, args.loss, args.hidden) == ("mean", "ce_count", 24) and cli_deep.is_deep(args)
+    assert (args.readout, args.loss, args.hidden) == ("mean", "mse_count", 24) and cli_deep.is_deep(args)
     assert set(cli_deep.trainer_options(args)) == {"loss", "regularizer"}
     assert cli_deep.describe(args) == "hidden layers 16,8 of LIF neurons, spiking output"
 
@@ -178,7 +178,8 @@ def small_digits(shrink_splits):
 
 @pytest.mark.slow  # about 60 s on 2 busy cores
 def test_digits_deep_run_with_bounds(tmp_path, small_digits, capsys):
-    """Digits through the minibatch path with a spiking output, the count loss and both bounds: the
+    """Digits through the minibatch path with a spiking output, the default count loss (the squared
+    error) and both bounds: the
     history's losses are the loss without the penalty, as MinibatchTrainer.fit reports them."""
     out = tmp_path / "digits"
     args = ["train", "--dataset", "digits", "--layers", "8,8", "--neuron", "alif", "--output", "spikes"]
@@ -186,7 +187,7 @@ def test_digits_deep_run_with_bounds(tmp_path, small_digits, capsys):
     assert cli_main([*args, "--out", str(out)]) == 0
     run = json.loads((out / "run.json").read_text())
     assert run["settings"]["regularise"] == {"upper": [1e-3, 5.0], "lower": [1.0, 0.5]}
-    assert run["settings"]["loss"] == "ce_count" and 0 <= run["test_accuracy"] <= 1
+    assert run["settings"]["loss"] == "mse_count" and 0 <= run["test_accuracy"] <= 1
     assert np.isfinite(run["final_train_loss"])
     # the checkpoint rebuilds the network from its config alone and scores what run.json says
     import brainstate
@@ -195,7 +196,7 @@ def test_digits_deep_run_with_bounds(tmp_path, small_digits, capsys):
     net, info = helpers.load_network(out)
     assert isinstance(net, DeepSNN) and (net.hidden, net.neuron, net.output) == ((8, 8), "alif", "spikes")
     _, _, test = cli_datasets.encode("digits", small_digits("digits"), 20)
-    accuracy = helpers.MinibatchTrainer(net, loss="ce_count").evaluate(test)["accuracy"]
+    accuracy = helpers.MinibatchTrainer(net, loss="mse_count").evaluate(test)["accuracy"]
     assert accuracy == pytest.approx(run["test_accuracy"], abs=1e-12)
     # the NIR export maps one hidden LIF layer: a deep network is refused in one line
     with pytest.raises(SystemExit) as stop:

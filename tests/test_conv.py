@@ -208,5 +208,5 @@ def test_cli_digits_conv_run_reloads(tmp_path, shrink_splits):
     net, _ = helpers.load_network(out)
     assert (net.conv, net.image_shape, net.hidden) == (((4, 3, 2),), (8, 8), (16,))
     _, _, test = cli_datasets.encode("digits", load("digits"), 20)
-    accuracy = helpers.MinibatchTrainer(net, loss="ce_count").evaluate(test)["accuracy"]
+    accuracy = helpers.MinibatchTrainer(net, loss="mse_count").evaluate(test)["accuracy"]
     assert accuracy == pytest.approx(run["test_accuracy"], abs=1e-12)
