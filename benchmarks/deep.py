@@ -22,7 +22,7 @@ once on test.
 
 Each run's CPU seconds (process time, all cores), each candidate's mean, the whole script's wall and
 CPU time and the load average (1 minute) before and after are recorded. Run it with ``nice -n 10`` on a
-shared machine (about 11 CPU minutes; 16-20 minutes of wall time on two loaded cores).
+shared machine (about 9 CPU minutes; 12 minutes of wall time on two cores at load 4).
 """
 
 from __future__ import annotations
