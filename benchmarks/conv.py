@@ -26,10 +26,11 @@ convolution over the 8x8 image (8 channels of 3x3 kernels, 2x2 max pooling) befo
 128, with and without a causal convolution over time (32 channels, kernels of 5 or 9 steps), 30
 epochs.
 
-Each dataset's entry of the JSON file has the keys of ``deep.json`` (``command``, ``machine``,
+Each dataset's entry of the JSON file has the keys ``command``, ``machine``,
 ``chosen_command``, ``selection``, ``runs``, ``test_accuracy_mean``, ``test_accuracy_std``,
-``target``, ``wall_seconds``) and ``cpu_seconds`` (every run of it, process time) and ``load`` (the
-host's load averages at its start and end: the machine was shared, so wall times are inflated).
+``target``, ``wall_seconds`` (as in ``deep.json``), ``cpu_seconds`` (every run of it, process time)
+and ``load`` (the host's load averages at its start and end: the machine was shared, so wall times
+are inflated).
 """
 
 from __future__ import annotations

@@ -81,6 +81,15 @@ def _folder(text: str) -> Path:
     return Path(text)
 
 
+class _HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
+    """Shows each option's default, except an unset one (``None``), whose help says what happens."""
+
+    def _get_help_string(self, action: argparse.Action) -> str | None:
+        if action.default is None:
+            return action.help
+        return super()._get_help_string(action)
+
+
 def build_parser(*, record_only_given: bool = False) -> argparse.ArgumentParser:
     """The parser of ``python -m helpers``. With ``record_only_given``, options that are not on the
     command line are left out of the result instead of taking their defaults (to tell which were given)."""
@@ -99,7 +108,7 @@ def build_parser(*, record_only_given: bool = False) -> argparse.ArgumentParser:
         "9 or 10 as defaults (the defaults shown are the random dataset's), keeps the best weights on "
         "validation and scores them once on the test split beside the notebook's baselines; it fixes "
         "--inputs, --outputs and --rate (mnist1d also --steps) and does not support --resume.",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        formatter_class=_HelpFormatter,
     )
     model = train.add_argument_group("network")
     model.add_argument(
@@ -189,7 +198,7 @@ def build_parser(*, record_only_given: bool = False) -> argparse.ArgumentParser:
         description="Export a trained network (a run folder of `train`, or its checkpoint.msgpack) to a "
         "NIR file (HDF5): Input -> Affine -> CubaLIF -> Affine -> LI -> Output, time constants in ms "
         "(notebook 12 derives the mapping).",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        formatter_class=_HelpFormatter,
     )
     export.add_argument("source", type=Path, metavar="RUN_FOLDER_OR_CHECKPOINT", help="what to export")
     export.add_argument("--out", type=Path, required=True, help="the NIR file to write (e.g. model.nir)")

@@ -210,7 +210,7 @@ def add_options(train: argparse.ArgumentParser, default: Callable[[Any], Any]) -
         default=default(None),
         metavar="DECAY",
         help="train with AdamW: every step also shrinks each weight by lr * DECAY times itself (decoupled "
-        "weight decay, e.g. 0.01; bptt only; default: Adam without decay)",
+        "weight decay, Loshchilov & Hutter 2019; e.g. 0.01; bptt only; default: Adam without decay)",
     )
 
 

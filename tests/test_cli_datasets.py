@@ -141,6 +141,8 @@ def test_help_names_the_datasets(capsys):
         cli_main(["train", "--help"])
     text = " ".join(capsys.readouterr().out.split())
     assert "{random,digits,mnist1d,shd,ssc}" in text and "does not support --resume" in text
+    # an unset option's help says what happens without it, not "(default: None)"
+    assert "(default: None)" not in text and "(default: 100)" in text
 
 
 # -- one command line: every dataset refuses the same cases before training ---------------------------
