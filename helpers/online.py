@@ -274,7 +274,11 @@ class OnlineMinibatchTrainer(_Online, MinibatchTrainer):
 
 def cosine(a, b) -> float:
     """The cosine of the angle between two gradients (pytrees of arrays, units ignored): 1 when they
-    point the same way."""
-    flat_a = jnp.concatenate([jnp.ravel(u.get_magnitude(x)) for x in jax.tree.leaves(a)])
-    flat_b = jnp.concatenate([jnp.ravel(u.get_magnitude(x)) for x in jax.tree.leaves(b)])
-    return float(flat_a @ flat_b / (jnp.linalg.norm(flat_a) * jnp.linalg.norm(flat_b)))
+    point the same way. Computed in float64 with NumPy (no XLA program to compile per gradient shape)."""
+
+    def flat(tree):
+        leaves = jax.tree.leaves(tree)
+        return np.concatenate([np.ravel(np.asarray(u.get_magnitude(x), np.float64)) for x in leaves])
+
+    flat_a, flat_b = flat(a), flat(b)
+    return float(flat_a @ flat_b / (np.linalg.norm(flat_a) * np.linalg.norm(flat_b)))
