@@ -102,7 +102,7 @@ def tune_in_background(
     n_jobs: int = 1,
 ) -> Future:
     """Start :func:`tune_on_validation` (the same arguments, the same fits and choice) and return at
-    once: a :class:`concurrent.futures.Future` whose ``result()`` is its dict, when the fits are done.
+    once: a ``concurrent.futures.Future`` whose ``result()`` is its dict, when the fits are done.
 
     The fits (and their validation scores) run ``n_jobs`` at a time in worker processes of their own,
     each with one BLAS thread, under the warning filters in force at this call; a thread of this
