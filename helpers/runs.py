@@ -17,6 +17,7 @@ rule, and the compiled program is kept with ``trainer.program``. Introduced in n
 
 from __future__ import annotations
 
+import contextlib
 import threading
 from concurrent.futures import ThreadPoolExecutor
 
@@ -157,11 +158,17 @@ def fit_runs(
     settings = brainstate.environ.all()  # dt and the precision, which a new thread does not inherit
 
     def train_group(runs):
-        pick = (lambda a: a[runs[0] : runs[-1] + 1]) if len(groups) > 1 else (lambda a: a)
-        with lock, brainstate.environ.context(**settings):  # set the states and start the program
-            for state, value in zip(run_states, initial, strict=True):
-                state.value = jax.tree.map(pick, value)
-            outputs = program(*[jax.tree.map(pick, a) for a in args] if per_run_data else args)
+        if len(groups) == 1:  # one call, from this thread, with every run
+            values, group_args, environment = initial, args, contextlib.nullcontext()
+        else:  # this group's slice of every per-run value, in a thread that needs dt set again
+            pick = lambda a: a[runs[0] : runs[-1] + 1]  # noqa: E731
+            values = [jax.tree.map(pick, value) for value in initial]
+            group_args = [jax.tree.map(pick, a) for a in args] if per_run_data else args
+            environment = brainstate.environ.context(**settings)
+        with lock, environment:  # set the states and start the program
+            for state, value in zip(run_states, values, strict=True):
+                state.value = value
+            outputs = program(*group_args)
         return jax.block_until_ready(outputs)  # the groups run at once, each from its own thread
 
     try:
