@@ -78,7 +78,7 @@ from helpers import (
     launcher,  # N local processes: helpers.launcher.launch (notebook 13)
     nir_spyx,  # a NIR graph run in spyx (an optional dependency): helpers.nir_spyx.run_spyx
     realdata,  # real data and its spike codes: helpers.realdata.load_digits, ...
-    selection,  # choices on validation: helpers.selection.fit_best_epoch, tune_on_validation
+    selection,  # choices on validation: helpers.selection.fit_best_epoch, tune_on_validation, ...
     shd,  # SHD and SSC from local files: helpers.shd.load (notebook 13)
 )
 from helpers.checkpoint import (

@@ -17,6 +17,10 @@ rule, and the compiled program is kept with ``trainer.program``. Introduced in n
 
 from __future__ import annotations
 
+import contextlib
+import threading
+from concurrent.futures import ThreadPoolExecutor
+
 import brainstate
 import brainunit as u
 import jax
@@ -63,6 +67,7 @@ def fit_runs(
     states=(),
     values=None,
     per_run_data: bool = False,
+    threads: int = 1,
 ) -> dict:
     """Train one run per seed at once; return their loss histories and accuracies.
 
@@ -84,6 +89,12 @@ def fit_runs(
     states, values
         Extra ``brainstate.State`` objects with one value per run: ``values[j][i]`` is the value of
         ``states[j]`` in run ``i`` (for example ``SwitchableSurrogate.weights``).
+    threads
+        Split the runs into this many groups of consecutive runs (as equal as they go), each trained
+        by a call of the compiled program from a thread of its own: JAX runs calls from different
+        threads at the same time, on as many cores as are free, whereas one call runs on one core
+        however many runs it holds. Default 1: one call with every run. A run's numbers depend on how
+        many runs share its call only through rounding (the batched sums round otherwise).
 
     Returns
     -------
@@ -141,14 +152,36 @@ def fit_runs(
 
     program = trainer.program(key, build)
     args = [a for name in sets for a in data[name]]
+    groups = np.array_split(np.arange(len(seeds)), check_positive_int("threads", threads))
+    groups = [g for g in groups if g.size]  # no empty group when there are fewer runs than threads
+    lock = threading.Lock()
+    settings = brainstate.environ.all()  # dt and the precision, which a new thread does not inherit
+
+    def train_group(runs):
+        if len(groups) == 1:  # one call, from this thread, with every run
+            values, group_args, environment = initial, args, contextlib.nullcontext()
+        else:  # this group's slice of every per-run value, in a thread that needs dt set again
+            pick = lambda a: a[runs[0] : runs[-1] + 1]  # noqa: E731
+            values = [jax.tree.map(pick, value) for value in initial]
+            group_args = [jax.tree.map(pick, a) for a in args] if per_run_data else args
+            environment = brainstate.environ.context(**settings)
+        with lock, environment:  # set the states and start the program
+            for state, value in zip(run_states, values, strict=True):
+                state.value = value
+            outputs = program(*group_args)
+        return jax.block_until_ready(outputs)  # the groups run at once, each from its own thread
+
     try:
-        for state, value in zip(run_states, initial, strict=True):
-            state.value = value
-        losses, accuracies = program(*args)
-        losses = np.asarray(losses)
+        if len(groups) == 1:
+            results = [train_group(groups[0])]
+        else:
+            with ThreadPoolExecutor(len(groups)) as pool:
+                results = list(pool.map(train_group, groups))
     finally:
         for state, value in zip(run_states, saved, strict=True):
             state.value = value
+    losses = np.concatenate([np.asarray(r[0]) for r in results])
+    accuracies = [np.concatenate([np.asarray(r[1][k]) for r in results]) for k in range(len(sets))]
     bad = np.flatnonzero([diverged_at(run).size > 0 for run in losses])
     if bad.size:
         raise FloatingPointError(

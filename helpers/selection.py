@@ -7,22 +7,25 @@ a third (test). This module holds the two choices they share:
   with the highest validation accuracy (early stopping by selection, as ``python -m helpers train``).
 - :func:`tune_on_validation` fits a scikit-learn classifier for every setting of a small grid, scores
   each on the validation split, picks the best, and fits it from several seeds: the baselines get the
-  same care as the spiking networks.
+  same care as the spiking networks. :func:`tune_in_background` does the same in worker processes and
+  returns at once, so that the caller can train something else meanwhile (notebook 10).
 
 Neither function looks at a test split; scoring the chosen model on it is left to the caller, once.
 """
 
 from __future__ import annotations
 
+import threading
 import warnings
 from collections.abc import Callable, Sequence
+from concurrent.futures import Future
 from typing import Any, Protocol
 
 import numpy as np
 
 from helpers.validation import check_positive_int
 
-__all__ = ["fit_best_epoch", "tune_on_validation"]
+__all__ = ["fit_best_epoch", "tune_on_validation", "tune_in_background"]
 
 
 class Classifier(Protocol):
@@ -80,50 +83,140 @@ def tune_on_validation(
     Returns ``{"val": {setting: validation accuracy with seed}, "chosen": setting, "models": [the
     chosen setting fitted from each of final_seeds], "final_val": validation accuracies [n]}``.
     """
+    grid, final_seeds, n_jobs = _check_tuning(grid, final_seeds, n_jobs)
+    if n_jobs == 1:
+        fit = _fit_here(make_model, train, validation)
+    else:
+        fit = _fit_with_joblib(make_model, train, validation, n_jobs)
+    return _tune(fit, grid, seed, final_seeds)
+
+
+def tune_in_background(
+    make_model: Callable[..., Classifier],
+    grid: Sequence,
+    train: tuple,
+    validation: tuple,
+    *,
+    seed: int = 0,
+    final_seeds: Sequence[int] = (0,),
+    n_jobs: int = 1,
+) -> Future:
+    """Start :func:`tune_on_validation` (the same arguments, the same fits and choice) and return at
+    once: a ``concurrent.futures.Future`` whose ``result()`` is its dict, when the fits are done.
+
+    The fits (and their validation scores) run ``n_jobs`` at a time in worker processes of their own,
+    each with one BLAS thread, under the warning filters in force at this call; a thread of this
+    process waits for them and makes the choice. So the caller is free for other work while they run:
+    notebook 10 trains its spiking networks on one core while the MLP's grid fits on the other. The
+    results are those of :func:`tune_on_validation` with one BLAS thread
+    (``threadpoolctl.threadpool_limits(1)``); ``make_model`` must be picklable (a lambda is, by value).
+    An error in a fit is raised by ``result()``. The worker processes end with the tuning.
+    """
+    grid, final_seeds, n_jobs = _check_tuning(grid, final_seeds, n_jobs)
+    future: Future = Future()
+    executor = _worker_processes(n_jobs)
+    fit = _fit_in(executor, make_model, train, validation, list(warnings.filters))
+
+    def run() -> None:
+        if not future.set_running_or_notify_cancel():
+            executor.shutdown(wait=False)
+            return
+        try:
+            future.set_result(_tune(fit, grid, seed, final_seeds))
+        except BaseException as error:  # handed to the caller by result()
+            future.set_exception(error)
+        finally:
+            executor.shutdown(wait=False)
+
+    threading.Thread(target=run, name="tune_in_background", daemon=True).start()
+    return future
+
+
+def _check_tuning(grid, final_seeds, n_jobs) -> tuple[list, list[int], int]:
     grid = list(grid)
     final_seeds = [int(s) for s in final_seeds]
     if not grid or not final_seeds:
         raise ValueError(f"grid and final_seeds must not be empty, got {grid!r} and {final_seeds!r}")
-    n_jobs = check_positive_int("n_jobs", n_jobs)
-    x_train, y_train = train
-    x_val, y_val = validation
-    fit = _fitter(make_model, x_train, y_train, n_jobs)
+    return grid, final_seeds, check_positive_int("n_jobs", n_jobs)
+
+
+def _tune(fit: Callable[[list], list], grid: list, seed: int, final_seeds: list[int]) -> dict:
+    """The search of :func:`tune_on_validation`, given ``fit``: a function from ``[(setting, seed),
+    ...]`` to ``[(fitted model, validation accuracy), ...]``."""
     fitted = dict(zip(grid, fit([(setting, seed) for setting in grid]), strict=True))
-    val = {setting: float(model.score(x_val, y_val)) for setting, model in fitted.items()}
+    val = {setting: score for setting, (model, score) in fitted.items()}
     chosen = max(grid, key=lambda setting: val[setting])
     refits = iter(fit([(chosen, s) for s in final_seeds if s != seed]))
-    models = [fitted[chosen] if s == seed else next(refits) for s in final_seeds]
+    final = [fitted[chosen] if s == seed else next(refits) for s in final_seeds]
     return {
         "val": val,
         "chosen": chosen,
-        "models": models,
-        "final_val": np.array([model.score(x_val, y_val) for model in models]),
+        "models": [model for model, score in final],
+        "final_val": np.array([score for model, score in final]),
     }
 
 
-def _fitter(make_model, x, y, n_jobs: int) -> Callable[[list], list]:
-    """A function from ``[(setting, seed), ...]`` to the fitted models, in this process (``n_jobs``
-    1) or ``n_jobs`` at a time in worker processes (see :func:`tune_on_validation`)."""
-    if n_jobs == 1:
-        return lambda jobs: [make_model(setting, seed).fit(x, y) for setting, seed in jobs]
-    import joblib
+def _fit_here(make_model, train, validation) -> Callable[[list], list]:
+    """A function from ``[(setting, seed), ...]`` to ``[(fitted model, validation accuracy), ...]``, one
+    after the other in this process."""
+    (x, y), (x_val, y_val) = train, validation
 
-    def fit_one(setting, seed, filters):
-        # defined here, so that it travels by value: a worker imports what the model needs, not helpers
+    def fit_one(setting, seed):
+        model = make_model(setting, seed).fit(x, y)
+        return model, float(model.score(x_val, y_val))
+
+    return lambda jobs: [fit_one(setting, seed) for setting, seed in jobs]
+
+
+def _fit_in_worker(make_model, train, validation, filters) -> Callable:
+    """``fit_one(setting, seed) -> (fitted model, validation accuracy)`` for a worker process, under
+    the warning filters ``filters`` (a copy of ``warnings.filters``). Defined here, so that it travels
+    by value: a worker imports what the model needs, not helpers."""
+    (x, y), (x_val, y_val) = train, validation
+
+    def fit_one(setting, seed):
         with warnings.catch_warnings():
             warnings.resetwarnings()
             for action, message, category, module, line in reversed(filters):  # the first one wins
                 message, module = (getattr(p, "pattern", p) or "" for p in (message, module))
                 warnings.filterwarnings(action, message, category, module, line)
-            return make_model(setting, seed).fit(x, y)
+            model = make_model(setting, seed).fit(x, y)
+            return model, float(model.score(x_val, y_val))
+
+    return fit_one
+
+
+def _fit_with_joblib(make_model, train, validation, n_jobs: int) -> Callable[[list], list]:
+    """As :func:`_fit_here`, ``n_jobs`` at a time in joblib's ``loky`` worker processes (reused
+    between calls), each with one BLAS thread and the caller's warning filters at the time of the fits."""
+    import joblib
 
     def fit(jobs: list) -> list:
         if not jobs:
             return []
-        filters = list(warnings.filters)
+        fit_one = _fit_in_worker(make_model, train, validation, list(warnings.filters))
         with joblib.parallel_config(backend="loky", n_jobs=n_jobs, inner_max_num_threads=1):
-            return joblib.Parallel()(
-                joblib.delayed(fit_one)(setting, seed, filters) for setting, seed in jobs
-            )
+            return joblib.Parallel()(joblib.delayed(fit_one)(setting, seed) for setting, seed in jobs)
+
+    return fit
+
+
+def _worker_processes(n_jobs: int):
+    """``n_jobs`` worker processes of their own (a loky executor, which sends functions by value), each
+    with one thread in every BLAS and OpenMP library, as joblib's ``inner_max_num_threads=1``."""
+    from joblib._parallel_backends import LokyBackend
+    from joblib.externals.loky.process_executor import ProcessPoolExecutor
+
+    env = dict.fromkeys(LokyBackend.MAX_NUM_THREADS_VARS, "1")
+    return ProcessPoolExecutor(max_workers=n_jobs, env=env)
+
+
+def _fit_in(executor, make_model, train, validation, filters) -> Callable[[list], list]:
+    """As :func:`_fit_here`, in ``executor``'s worker processes (see :func:`tune_in_background`)."""
+    fit_one = _fit_in_worker(make_model, train, validation, filters)
+
+    def fit(jobs: list) -> list:
+        futures = [executor.submit(fit_one, setting, seed) for setting, seed in jobs]
+        return [f.result() for f in futures]
 
     return fit

@@ -82,6 +82,29 @@ def test_per_run_data_event_driven_equals_dense(data):
 
 
 @pytest.mark.slow
+def test_runs_split_over_threads_equal_one_call_to_rounding(data):
+    spikes, labels = data
+    other = helpers.poisson_dataset(n_steps=30, batch_size=16, rate=20.0 * u.Hz, seed=4)
+    stacked = (np.stack([spikes, other[0], spikes]), np.stack([labels, other[1], labels]))
+    brainstate.random.seed(0)
+    trainer = helpers.Trainer(helpers.SNN())  # event-driven: each run's events, padded to one length
+    weights = np.asarray(trainer.net.input_layer.weight.value["weight"].mantissa)
+    one, split = (
+        fit_runs(trainer, [0, 1, 2], stacked, 15, per_run_data=True, evaluate={"again": stacked}, threads=n)
+        for n in (1, 2)
+    )
+    assert split["losses"].shape == (3, 15) and set(split) == set(one)
+    np.testing.assert_allclose(split["losses"], one["losses"], atol=1e-5)
+    np.testing.assert_array_equal(split["train_accuracy"], one["train_accuracy"])
+    np.testing.assert_array_equal(split["again_accuracy"], one["again_accuracy"])
+    np.testing.assert_array_equal(weights, trainer.net.input_layer.weight.value["weight"].mantissa)
+    shared = fit_runs(trainer, [0, 1], (spikes, labels), 3, threads=5)  # more threads than runs
+    assert shared["losses"].shape == (2, 3)
+    with pytest.raises(ValueError, match="threads"):
+        fit_runs(trainer, [0, 1], (spikes, labels), 3, threads=0)
+
+
+@pytest.mark.slow
 def test_a_second_call_reuses_the_compiled_program(data):
     spikes, labels = data
     trainer = helpers.Trainer(helpers.SNN())

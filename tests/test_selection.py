@@ -96,3 +96,33 @@ def test_tune_on_validation_in_worker_processes_fits_the_same_models():
         np.testing.assert_array_equal(a.coef_, b.coef_)
     with pytest.raises(ValueError, match="n_jobs"):
         tune_on_validation(make, [1.0], *splits, n_jobs=0)
+
+
+@pytest.mark.slow  # starts a worker process
+def test_tune_in_background_returns_at_once_and_fits_the_same_models():
+    from sklearn.exceptions import ConvergenceWarning
+    from sklearn.linear_model import LogisticRegression
+    from threadpoolctl import threadpool_limits
+
+    from helpers.selection import tune_in_background
+
+    rng = np.random.default_rng(1)
+    x = rng.normal(size=(120, 5))
+    y = (x @ rng.normal(size=5) + 0.5 * rng.normal(size=120) > 0).astype(int)
+    make = lambda C, seed: LogisticRegression(C=C, random_state=seed)  # noqa: E731
+    splits = (x[:80], y[:80]), (x[80:], y[80:])
+    with threadpool_limits(1):
+        here = tune_on_validation(make, [0.01, 0.1, 1.0], *splits, final_seeds=[0, 1])
+    pending = tune_in_background(make, [0.01, 0.1, 1.0], *splits, final_seeds=[0, 1])
+    background = pending.result(timeout=120)
+    assert here["val"] == background["val"] and here["chosen"] == background["chosen"]
+    np.testing.assert_array_equal(here["final_val"], background["final_val"])
+    for a, b in zip(here["models"], background["models"], strict=True):
+        np.testing.assert_array_equal(a.coef_, b.coef_)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", ConvergenceWarning)  # the filters in force at the call travel
+        failing = tune_in_background(lambda C, seed: LogisticRegression(max_iter=1), [1.0], *splits)
+    with pytest.raises(ConvergenceWarning):
+        failing.result(timeout=120)
+    with pytest.raises(ValueError, match="grid"):  # bad arguments are refused at the call
+        tune_in_background(make, [], *splits)
