@@ -4,7 +4,8 @@ A claim such as "surrogate A learns faster than B" needs several seeds per setti
 after the other costs one compilation per setting and one host round trip per run; here every run is
 one lane of ``brainstate.transform.vmap2`` over the trainer's own training step: the weights, Adam's
 state and any extra state (a :class:`~helpers.model.SwitchableSurrogate`'s weights) get a leading run
-axis, and all runs train at once inside one ``jit``.
+axis, and all runs train at once inside one ``jit`` (with ``threads``, in a few calls of it, each from
+a thread of its own).
 
 Batched matrix products sum in another order than single ones, so a run here matches the same seed
 trained alone to rounding (identical at first, apart after many epochs like any rounding difference),
@@ -90,11 +91,16 @@ def fit_runs(
         Extra ``brainstate.State`` objects with one value per run: ``values[j][i]`` is the value of
         ``states[j]`` in run ``i`` (for example ``SwitchableSurrogate.weights``).
     threads
-        Split the runs into this many groups of consecutive runs (as equal as they go), each trained
-        by a call of the compiled program from a thread of its own: JAX runs calls from different
-        threads at the same time, on as many cores as are free, whereas one call runs on one core
-        however many runs it holds. Default 1: one call with every run. A run's numbers depend on how
-        many runs share its call only through rounding (the batched sums round otherwise).
+        Split the runs into this many groups of consecutive runs (as equal as they go; more threads
+        than runs give one run each), each trained by a call of the compiled program from a thread of
+        its own. On the 2-core hosts of this project one call used about one core however many runs
+        it held, and two calls from two threads ran at the same time (notebook 7 on an idle host:
+        28 s of wall time with one call of 30 runs, or with two calls made one after the other from
+        one thread; 20 s with two threads); on a busy host the gain shrinks to nothing. Groups of
+        unequal sizes cost a
+        second compilation, so choose a number of threads that divides the number of runs. Default
+        1: one call with every run. A run's numbers depend on how many runs share its call only
+        through rounding (the batched sums round otherwise). Needs brainstate's default precision.
 
     Returns
     -------
@@ -102,6 +108,12 @@ def fit_runs(
     and ``<name>_accuracy [R]`` for every evaluated set.
     """
     check_positive_int("epochs", epochs)
+    check_positive_int("threads", threads)
+    if threads > 1 and brainstate.environ.get_precision() != 32:
+        # a thread sets brainstate's settings again, and leaving a precision context there would
+        # switch JAX's 64-bit mode off for the whole process
+        precision = brainstate.environ.get_precision()
+        raise ValueError(f"threads > 1 needs brainstate's default precision 32, got {precision}")
     seeds = [check_seed("every seed", s) for s in seeds]
     if not seeds:
         raise ValueError("give at least one seed")
@@ -152,10 +164,11 @@ def fit_runs(
 
     program = trainer.program(key, build)
     args = [a for name in sets for a in data[name]]
-    groups = np.array_split(np.arange(len(seeds)), check_positive_int("threads", threads))
+    groups = np.array_split(np.arange(len(seeds)), threads)
     groups = [g for g in groups if g.size]  # no empty group when there are fewer runs than threads
     lock = threading.Lock()
-    settings = brainstate.environ.all()  # dt and the precision, which a new thread does not inherit
+    # dt and the like, which a new thread does not inherit (not the precision: see the check above)
+    settings = {k: v for k, v in brainstate.environ.all().items() if k != "precision"}
 
     def train_group(runs):
         if len(groups) == 1:  # one call, from this thread, with every run
@@ -169,7 +182,8 @@ def fit_runs(
             for state, value in zip(run_states, values, strict=True):
                 state.value = value
             outputs = program(*group_args)
-        return jax.block_until_ready(outputs)  # the groups run at once, each from its own thread
+        # the dispatch is under the lock, the computation is not: the groups compute at the same time
+        return jax.block_until_ready(outputs)
 
     try:
         if len(groups) == 1:

@@ -10,7 +10,7 @@ a third (test). This module holds the two choices they share:
   same care as the spiking networks. :func:`tune_in_background` does the same in worker processes and
   returns at once, so that the caller can train something else meanwhile (notebook 10).
 
-Neither function looks at a test split; scoring the chosen model on it is left to the caller, once.
+None of these functions looks at a test split; scoring the chosen model on it is left to the caller, once.
 """
 
 from __future__ import annotations
@@ -110,7 +110,9 @@ def tune_in_background(
     notebook 10 trains its spiking networks on one core while the MLP's grid fits on the other. The
     results are those of :func:`tune_on_validation` with one BLAS thread
     (``threadpoolctl.threadpool_limits(1)``); ``make_model`` must be picklable (a lambda is, by value).
-    An error in a fit is raised by ``result()``. The worker processes end with the tuning.
+    An error in a fit is raised by ``result()``, and the fits not yet done are dropped; the worker
+    processes end with the tuning. Once started, the tuning cannot be cancelled (``cancel()`` returns
+    ``False``): running the caller's cell again starts a second tuning beside the first.
     """
     grid, final_seeds, n_jobs = _check_tuning(grid, final_seeds, n_jobs)
     future: Future = Future()
@@ -118,15 +120,13 @@ def tune_in_background(
     fit = _fit_in(executor, make_model, train, validation, list(warnings.filters))
 
     def run() -> None:
-        if not future.set_running_or_notify_cancel():
-            executor.shutdown(wait=False)
-            return
+        future.set_running_or_notify_cancel()  # running from here: cancel() no longer stops it
         try:
             future.set_result(_tune(fit, grid, seed, final_seeds))
-        except BaseException as error:  # handed to the caller by result()
-            future.set_exception(error)
-        finally:
             executor.shutdown(wait=False)
+        except BaseException as error:  # handed to the caller by result(), the workers stopped
+            executor.shutdown(wait=False, kill_workers=True)
+            future.set_exception(error)
 
     threading.Thread(target=run, name="tune_in_background", daemon=True).start()
     return future
@@ -217,6 +217,11 @@ def _fit_in(executor, make_model, train, validation, filters) -> Callable[[list]
 
     def fit(jobs: list) -> list:
         futures = [executor.submit(fit_one, setting, seed) for setting, seed in jobs]
-        return [f.result() for f in futures]
+        try:
+            return [f.result() for f in futures]
+        except BaseException:  # the first error ends the tuning: the fits still queued are not run
+            for f in futures:
+                f.cancel()
+            raise
 
     return fit

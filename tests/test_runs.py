@@ -98,10 +98,18 @@ def test_runs_split_over_threads_equal_one_call_to_rounding(data):
     np.testing.assert_array_equal(split["train_accuracy"], one["train_accuracy"])
     np.testing.assert_array_equal(split["again_accuracy"], one["again_accuracy"])
     np.testing.assert_array_equal(weights, trainer.net.input_layer.weight.value["weight"].mantissa)
-    shared = fit_runs(trainer, [0, 1], (spikes, labels), 3, threads=5)  # more threads than runs
-    assert shared["losses"].shape == (2, 3)
-    with pytest.raises(ValueError, match="threads"):
-        fit_runs(trainer, [0, 1], (spikes, labels), 3, threads=0)
+    # shared data in groups of unequal sizes (2 + 1: a second program), and more threads than runs
+    one, split = (fit_runs(trainer, [0, 1, 2], (spikes, labels), 3, threads=n) for n in (1, 2))
+    np.testing.assert_allclose(split["losses"], one["losses"], atol=1e-5)
+    shared = fit_runs(trainer, [0, 1], (spikes, labels), 3, threads=5)
+    np.testing.assert_allclose(shared["losses"], one["losses"][:2], atol=1e-5)
+    for bad, error in ((0, ValueError), (-1, ValueError), (2.0, TypeError)):
+        with pytest.raises(error, match="threads"):
+            fit_runs(trainer, [0, 1], (spikes, labels), 3, threads=bad)
+    with brainstate.environ.context(precision=64), pytest.raises(ValueError, match="precision 32"):
+        fit_runs(trainer, [0, 1], (spikes, labels), 3, threads=2)
+    # a refused call leaves the trainer's weights as they were
+    np.testing.assert_array_equal(weights, trainer.net.input_layer.weight.value["weight"].mantissa)
 
 
 @pytest.mark.slow

@@ -114,6 +114,7 @@ def test_tune_in_background_returns_at_once_and_fits_the_same_models():
     with threadpool_limits(1):
         here = tune_on_validation(make, [0.01, 0.1, 1.0], *splits, final_seeds=[0, 1])
     pending = tune_in_background(make, [0.01, 0.1, 1.0], *splits, final_seeds=[0, 1])
+    assert not pending.done()  # back before its worker process has even started
     background = pending.result(timeout=120)
     assert here["val"] == background["val"] and here["chosen"] == background["chosen"]
     np.testing.assert_array_equal(here["final_val"], background["final_val"])
