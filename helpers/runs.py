@@ -94,13 +94,13 @@ def fit_runs(
         Split the runs into this many groups of consecutive runs (as equal as they go; more threads
         than runs give one run each), each trained by a call of the compiled program from a thread of
         its own. On the 2-core hosts of this project one call used about one core however many runs
-        it held, and two calls from two threads ran at the same time (notebook 7 on an idle host:
-        28 s of wall time with one call of 30 runs, or with two calls made one after the other from
-        one thread; 20 s with two threads); on a busy host the gain shrinks to nothing. Groups of
-        unequal sizes cost a
-        second compilation, so choose a number of threads that divides the number of runs. Default
-        1: one call with every run. A run's numbers depend on how many runs share its call only
-        through rounding (the batched sums round otherwise). Needs brainstate's default precision.
+        it held, and two calls from two threads ran at the same time (notebook 7: about 28 s of wall
+        time with two calls made one after the other from one thread on an idle host, or with one
+        call of 30 runs at load 1.2-1.5; 20 s with two threads on both): the gain needs a free core.
+        Groups of unequal sizes cost a second compilation, so choose a number of threads that
+        divides the number of runs. Default 1: one call with every run. A run's numbers depend on
+        how many runs share its call only through rounding (the batched sums round otherwise). With
+        ``threads > 1``, needs brainstate's default precision (32).
 
     Returns
     -------

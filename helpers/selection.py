@@ -111,8 +111,9 @@ def tune_in_background(
     results are those of :func:`tune_on_validation` with one BLAS thread
     (``threadpoolctl.threadpool_limits(1)``); ``make_model`` must be picklable (a lambda is, by value).
     An error in a fit is raised by ``result()``, and the fits not yet done are dropped; the worker
-    processes end with the tuning. Once started, the tuning cannot be cancelled (``cancel()`` returns
-    ``False``): running the caller's cell again starts a second tuning beside the first.
+    processes end with the tuning. ``cancel()`` stops it only in the moment before it starts; after
+    that it returns ``False`` and the fits go on: running the caller's cell again starts a second tuning
+    beside the first.
     """
     grid, final_seeds, n_jobs = _check_tuning(grid, final_seeds, n_jobs)
     future: Future = Future()
@@ -120,7 +121,9 @@ def tune_in_background(
     fit = _fit_in(executor, make_model, train, validation, list(warnings.filters))
 
     def run() -> None:
-        future.set_running_or_notify_cancel()  # running from here: cancel() no longer stops it
+        if not future.set_running_or_notify_cancel():  # cancelled before it started
+            executor.shutdown(wait=False, kill_workers=True)
+            return
         try:
             future.set_result(_tune(fit, grid, seed, final_seeds))
             executor.shutdown(wait=False)
