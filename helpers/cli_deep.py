@@ -116,24 +116,24 @@ def _regularise(text: str) -> dict[str, tuple[float, ...]]:
     return parse_regularise(text)
 
 
-def _scale(text: str) -> float:
+def _finite_number(text: str, *, zero_allowed: bool, expected: str) -> float:
+    """``text`` as a finite number above zero (or, with ``zero_allowed``, at least zero); otherwise an
+    argparse error that says ``expected``."""
     try:
         value = float(text)
     except ValueError:
-        value = -1.0
-    if not 0 < value < float("inf"):
-        raise argparse.ArgumentTypeError(f"expected a positive, finite number, got {text!r}")
+        value = float("nan")
+    if not (0 <= value if zero_allowed else 0 < value) or not value < float("inf"):
+        raise argparse.ArgumentTypeError(f"expected {expected}, got {text!r}")
     return value
+
+
+def _scale(text: str) -> float:
+    return _finite_number(text, zero_allowed=False, expected="a positive, finite number")
 
 
 def _weight_decay(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        value = -1.0
-    if not 0 <= value < float("inf"):
-        raise argparse.ArgumentTypeError(f"expected a non-negative, finite number (e.g. 0.01), got {text!r}")
-    return value
+    return _finite_number(text, zero_allowed=True, expected="a non-negative, finite number (e.g. 0.01)")
 
 
 def add_options(train: argparse.ArgumentParser, default: Callable[[Any], Any]) -> None:
