@@ -184,6 +184,13 @@ def build_parser(*, record_only_given: bool = False) -> argparse.ArgumentParser:
         help="skip the notebook's scikit-learn baselines (real datasets only)",
     )
     run.add_argument(
+        "--refit",
+        action="store_true",
+        default=default(False),
+        help="after the best epoch is chosen on validation, train again from the seed's fresh weights on "
+        "training + validation for that many epochs; score those final weights on test (real datasets only)",
+    )
+    run.add_argument(
         "--processes",
         type=_positive_int,
         default=default(1),
@@ -505,11 +512,30 @@ class _RealData:
         weights, optimizer_state = self.best_state
         trainer.load_weights(weights)
         trainer.optimizer.load_state_dict(optimizer_state)
-        self.test = trainer.evaluate(test, cli_datasets.eval_batch(args.processes))  # once, the best weights
+        self.refit = self._refit(on_epoch) if args.refit else None
+        self.test = trainer.evaluate(test, cli_datasets.eval_batch(args.processes))  # once: best or refit
         self.baselines = {}
         if is_main_process() and not args.no_baselines:  # process 0 reports them
             self.baselines = cli_datasets.baselines(args.dataset, self.splits, self.encoded)
         return self.history_rows["train_loss"], trainer.untrained_loss
+
+    def _refit(self, on_epoch) -> dict:
+        """``--refit``: with the epoch count chosen on validation, train from the seed's fresh weights
+        on training + validation (the validation part no longer scores anything) and keep the final
+        weights. Returns the refit's epochs, examples and training losses."""
+        trainer, args = self.trainer, self.args
+        (train_x, train_y), (val_x, val_y), _ = self.encoded
+        both = (np.concatenate([train_x, val_x], axis=1), np.concatenate([train_y, val_y]))
+        epochs = self.best["epoch"]
+        trainer.reinitialize(args.seed)
+        rows = trainer.fit(
+            both, epochs, args.batch, seed=args.seed, on_epoch=lambda row: on_epoch(row | {"refit": epochs})
+        )
+        return {
+            "epochs": epochs,
+            "examples": len(both[1]),
+            "train_loss": [float(v) for v in rows["train_loss"]],
+        }
 
     def files(self, summary):
         args, best, history = self.args, self.best, self.history_rows
@@ -523,22 +549,36 @@ class _RealData:
             "final_train_loss": float(history["train_loss"][-1]),
             "test_accuracy": self.test["accuracy"],
             "test_loss": self.test["loss"],
+            "test_weights": "refit" if self.refit else "best_epoch",
             "baselines": self.baselines,
         }
         extra = {k: getattr(args, k) for k in ("dataset", "steps", "batch", "seed", "lr", "learning")}
+        extra |= {"epochs": args.epochs, "best_epoch": best["epoch"]}
+        if self.refit:  # the checkpoint holds the refit's final weights
+            summary["refit"] = {
+                "epochs": self.refit["epochs"],
+                "examples": self.refit["examples"],
+                "final_train_loss": self.refit["train_loss"][-1],
+            }
+            extra |= {"refit_examples": self.refit["examples"]}
         return dict(
             history=history, summary=summary, checkpoint_epoch=best["epoch"], marker=best["epoch"],
-            extra=extra | {"epochs": args.epochs, "best_epoch": best["epoch"]},
+            extra=extra,
             title=f"{args.dataset}: {cli_deep.describe(args)}, lr {args.lr:g}, seed {args.seed}",
         )  # fmt: skip
 
     def report(self):
         best = self.best
-        lines = [
-            f"best validation accuracy {best['val_accuracy']:.4f} "
-            f"(epoch {best['epoch']} of {self.args.epochs}); "
-            f"test accuracy {self.test['accuracy']:.4f} with its weights"
-        ]
+        epoch = f"(epoch {best['epoch']} of {self.args.epochs})"
+        lines = [f"best validation accuracy {best['val_accuracy']:.4f} {epoch}"]
+        if self.refit:
+            lines[0] += (
+                f"; refit on training + validation ({self.refit['examples']} examples) for "
+                f"{self.refit['epochs']} epochs: test accuracy {self.test['accuracy']:.4f} "
+                "with its final weights"
+            )
+        else:
+            lines[0] += f"; test accuracy {self.test['accuracy']:.4f} with its weights"
         return lines + [
             f"baseline {name}: penalty {b['setting']:g} chosen on validation "
             f"({b['validation_accuracy']:.4f}), test accuracy {b['test_accuracy']:.4f}"
@@ -613,7 +653,13 @@ def train(
         ):  # fmt: skip
             warnings.simplefilter("always", LossBlowUpWarning)
 
+            refitting = []  # set once --refit's epochs start (a bar of their own)
+
             def on_epoch(row: dict) -> None:
+                if "refit" in row and not refitting:
+                    refitting.append(True)
+                    progress.reset(total=row["refit"])
+                    progress.set_description("refit on training + validation", refresh=False)
                 progress.update(1)
                 shown = {"loss": f"{row['train_loss']:.4f}"}
                 if "val_accuracy" in row:

@@ -118,8 +118,9 @@ def settle_options(args: argparse.Namespace, parser: argparse.ArgumentParser, gi
 
 def refuse_dataset_options(args: argparse.Namespace, parser: argparse.ArgumentParser) -> None:
     """The options that belong to some datasets only, refused (or required) up front on every one:
-    ``--data-dir`` is for (and needed by) shd and ssc alone; ``--processes`` and ``--no-baselines``
-    are for the real datasets (the synthetic task trains full-batch in one process, with no baselines)."""
+    ``--data-dir`` is for (and needed by) shd and ssc alone; ``--processes``, ``--no-baselines`` and
+    ``--refit`` are for the real datasets (the synthetic task trains full-batch in one process, with no
+    baselines and no validation)."""
     if args.dataset in shd.FILES:
         if args.data_dir is None:
             parser.error(f"--dataset {args.dataset} needs --data-dir DIR: {shd.where_from(args.dataset)}")
@@ -129,6 +130,8 @@ def refuse_dataset_options(args: argparse.Namespace, parser: argparse.ArgumentPa
         parser.error("--processes: only for the real datasets (digits, mnist1d, shd, ssc)")
     if args.no_baselines and dataset_of(args) == "random":
         parser.error("--no-baselines: only for the real datasets (digits, mnist1d, shd, ssc)")
+    if args.refit and dataset_of(args) == "random":
+        parser.error("--refit: only for the real datasets (digits, mnist1d, shd, ssc: chosen on validation)")
     if args.processes != 1 and args.learning != "bptt":
         parser.error(f"--processes: data parallelism trains with bptt only, not --learning {args.learning}")
 

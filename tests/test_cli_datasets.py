@@ -105,6 +105,32 @@ def test_digits_end_to_end(tmp_path, small, capsys, train_usage_error):
 
 
 @pytest.mark.slow
+def test_digits_refit(tmp_path, small, capsys):
+    """--refit: the epoch count chosen on validation, trained again from the seed's fresh weights on
+    training + validation; the checkpoint holds those final weights and they score the test accuracy."""
+    out = tmp_path / "refit"
+    args = ["train", "--dataset", "digits", "--hidden", "16", "--epochs", "3", "--no-baselines", "--refit"]
+    assert cli_main([*args, "--no-progress", "--out", str(out)]) == 0
+    assert "refit on training + validation (160 examples)" in capsys.readouterr().out
+    run, history = _check_run(out, "digits", 3, [])
+    assert run["test_weights"] == "refit"
+    assert run["refit"]["epochs"] == run["best_epoch"] and run["refit"]["examples"] == 96 + 64
+
+    brainstate.environ.set(dt=1.0 * u.ms)
+    train, val, test = cli_datasets.encode("digits", small("digits"), 20)
+    both = (np.concatenate([train[0], val[0]], axis=1), np.concatenate([train[1], val[1]]))
+    trainer = helpers.MinibatchTrainer(helpers.SNN(64, 16, 10), lr=1e-2)
+    trainer.reinitialize(0)
+    refit = trainer.fit(both, run["best_epoch"], 32, seed=0)
+    assert run["refit"]["final_train_loss"] == pytest.approx(refit["train_loss"][-1], rel=1e-6)
+    net = helpers.SNN(64, 16, 10)
+    helpers.load_checkpoint(out / "checkpoint.msgpack", net, helpers.Trainer(net).optimizer)
+    scored = helpers.MinibatchTrainer(net, lr=1e-2).evaluate(test)["accuracy"]
+    assert scored == pytest.approx(run["test_accuracy"], abs=1e-12)
+    assert scored == pytest.approx(trainer.evaluate(test)["accuracy"], abs=1e-12)
+
+
+@pytest.mark.slow
 def test_mnist1d_end_to_end(tmp_path, small):
     out = tmp_path / "mnist1d"
     args = ["train", "--dataset", "mnist1d", "--hidden", "8", "--epochs", "2", "--no-progress"]
@@ -179,7 +205,7 @@ def _path_cases(tmp_path):
     "case",
     ["out under a file", "out is a file", "out not writable", "out in /proc", "out holding other files",
      "out a symbolic link", "full disk", "memory", "seed", "processes", "data-dir", "no-baselines",
-     "processes online"],
+     "processes online", "refit"],
 )  # fmt: skip
 def test_every_dataset_refuses_before_training(dataset, case, tmp_path, capsys, monkeypatch):
     def no_training(*args, **kwargs):
@@ -220,6 +246,12 @@ def test_every_dataset_refuses_before_training(dataset, case, tmp_path, capsys, 
         expected = "--no-baselines: only for the real datasets"
     elif case == "no-baselines":  # accepted: the other refusals still come first
         args += ["--no-baselines", "--seed", "4294967296"]
+        expected = "argument --seed: expected an integer from 0 to 2**32 - 1"
+    elif case == "refit" and dataset == "random":  # the synthetic task has no validation part
+        args += ["--refit"]
+        expected = "--refit: only for the real datasets"
+    elif case == "refit":  # accepted: the other refusals still come first
+        args += ["--refit", "--seed", "4294967296"]
         expected = "argument --seed: expected an integer from 0 to 2**32 - 1"
     elif case == "data-dir":  # only for shd and ssc, where it must hold their files
         if dataset != "shd":
