@@ -658,8 +658,9 @@ def train(
             def on_epoch(row: dict) -> None:
                 if "refit" in row and not refitting:
                     refitting.append(True)
-                    progress.reset(total=row["refit"])
                     progress.set_description("refit on training + validation", refresh=False)
+                    progress.set_postfix_str("", refresh=False)
+                    progress.reset(total=row["refit"])
                 progress.update(1)
                 shown = {"loss": f"{row['train_loss']:.4f}"}
                 if "val_accuracy" in row:
