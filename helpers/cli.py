@@ -470,7 +470,9 @@ class _RealData:
         self.args = args
 
     def check_memory(self, parser):
-        _check_memory(self.args, parser, cli_datasets.n_examples(self.args))
+        n_examples = cli_datasets.n_examples(self.args)
+        # --refit joins training and validation in a copy: counted as a second dataset (an upper bound)
+        _check_memory(self.args, parser, 2 * n_examples if self.args.refit else n_examples)
 
     def build(self, parser):
         import brainstate
@@ -512,29 +514,33 @@ class _RealData:
         weights, optimizer_state = self.best_state
         trainer.load_weights(weights)
         trainer.optimizer.load_state_dict(optimizer_state)
+        untrained = trainer.untrained_loss  # the blow-up rule's reference (a refit sets its own)
         self.refit = self._refit(on_epoch) if args.refit else None
         self.test = trainer.evaluate(test, cli_datasets.eval_batch(args.processes))  # once: best or refit
         self.baselines = {}
         if is_main_process() and not args.no_baselines:  # process 0 reports them
             self.baselines = cli_datasets.baselines(args.dataset, self.splits, self.encoded)
-        return self.history_rows["train_loss"], trainer.untrained_loss
+        return self.history_rows["train_loss"], untrained
 
     def _refit(self, on_epoch) -> dict:
         """``--refit``: with the epoch count chosen on validation, train from the seed's fresh weights
         on training + validation (the validation part no longer scores anything) and keep the final
-        weights. Returns the refit's epochs, examples and training losses."""
+        weights. Returns the refit's epochs, examples, training losses and the blow-up rule's verdict
+        on them (a message, or ``None``)."""
         trainer, args = self.trainer, self.args
         (train_x, train_y), (val_x, val_y), _ = self.encoded
         both = (np.concatenate([train_x, val_x], axis=1), np.concatenate([train_y, val_y]))
-        epochs = self.best["epoch"]
+        epochs = int(self.best["epoch"])
         trainer.reinitialize(args.seed)
         rows = trainer.fit(
             both, epochs, args.batch, seed=args.seed, on_epoch=lambda row: on_epoch(row | {"refit": epochs})
         )
+        losses = np.asarray(rows["train_loss"], dtype=np.float64)
         return {
             "epochs": epochs,
             "examples": len(both[1]),
-            "train_loss": [float(v) for v in rows["train_loss"]],
+            "train_loss": [float(v) for v in losses],
+            "blow_up": trainer.blow_up(losses, trainer.untrained_loss),
         }
 
     def files(self, summary):
@@ -558,13 +564,17 @@ class _RealData:
             summary["refit"] = {
                 "epochs": self.refit["epochs"],
                 "examples": self.refit["examples"],
+                "train_loss": self.refit["train_loss"],
                 "final_train_loss": self.refit["train_loss"][-1],
             }
-            extra |= {"refit_examples": self.refit["examples"]}
+            extra |= {"weights": "refit", "refit_examples": self.refit["examples"]}
+        title = f"{args.dataset}: {cli_deep.describe(args)}, lr {args.lr:g}, seed {args.seed}"
+        if self.refit:  # history.csv/png show the run that chose the epoch; the weights are the refit's
+            title += f" (weights: refit for {self.refit['epochs']} epochs on training + validation)"
         return dict(
             history=history, summary=summary, checkpoint_epoch=best["epoch"], marker=best["epoch"],
-            extra=extra,
-            title=f"{args.dataset}: {cli_deep.describe(args)}, lr {args.lr:g}, seed {args.seed}",
+            extra=extra, title=title,
+            losses=np.asarray(self.refit["train_loss"]) if self.refit else None,
         )  # fmt: skip
 
     def report(self):
@@ -653,7 +663,7 @@ def train(
         ):  # fmt: skip
             warnings.simplefilter("always", LossBlowUpWarning)
 
-            refitting = []  # set once --refit's epochs start (a bar of their own)
+            refitting: list[bool] = []  # set once --refit's epochs start (a bar of their own)
 
             def on_epoch(row: dict) -> None:
                 if "refit" in row and not refitting:
@@ -689,6 +699,9 @@ def train(
     warning = trainer.blow_up(losses, untrained)  # the one rule, over the whole run (resumed included)
     if warning:
         print(f"warning: {warning}", file=sys.stderr)
+    refit = getattr(run, "refit", None)
+    if refit and refit["blow_up"]:  # --refit: the rule over the refit's own losses
+        print(f"warning: refit: {refit['blow_up']}", file=sys.stderr)
 
     settings = {
         k: (str(v) if isinstance(v, Path) else v)

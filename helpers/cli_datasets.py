@@ -132,6 +132,8 @@ def refuse_dataset_options(args: argparse.Namespace, parser: argparse.ArgumentPa
         parser.error("--no-baselines: only for the real datasets (digits, mnist1d, shd, ssc)")
     if args.refit and dataset_of(args) == "random":
         parser.error("--refit: only for the real datasets (digits, mnist1d, shd, ssc: chosen on validation)")
+    if args.refit and args.learning != "bptt":
+        parser.error(f"--refit: with bptt only, not --learning {args.learning}")
     if args.processes != 1 and args.learning != "bptt":
         parser.error(f"--processes: data parallelism trains with bptt only, not --learning {args.learning}")
 

@@ -116,19 +116,23 @@ def run_files(
     readout_method: str,
     extra: dict[str, Any],
     marker: int | None = None,
+    losses: np.ndarray | None = None,
 ) -> dict[str, Content]:
     """The four files of a run (name -> bytes, or for the checkpoint a function writing it).
 
     ``history`` has ``epoch`` and ``train_loss`` and optionally ``val_loss`` and ``val_accuracy``
     (arrays ``[epochs]``); the checkpoint holds the network, the optimiser and the training losses of
-    the first ``checkpoint_epoch`` epochs; ``marker`` draws a dotted line at that epoch (the best one).
+    the first ``checkpoint_epoch`` epochs (or ``losses``, where the weights come from another run: the
+    command line's ``--refit``); ``marker`` draws a dotted line at that epoch (the best one).
     """
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    losses = np.asarray(history["train_loss"], dtype=np.float64)[:checkpoint_epoch]
+    if losses is None:
+        losses = np.asarray(history["train_loss"], dtype=np.float64)[:checkpoint_epoch]
+    losses = np.asarray(losses, dtype=np.float64)
 
     def checkpoint(path: Path) -> None:
         save_checkpoint(

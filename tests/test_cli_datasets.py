@@ -122,12 +122,15 @@ def test_digits_refit(tmp_path, small, capsys):
     trainer = helpers.MinibatchTrainer(helpers.SNN(64, 16, 10), lr=1e-2)
     trainer.reinitialize(0)
     refit = trainer.fit(both, run["best_epoch"], 32, seed=0)
-    assert run["refit"]["final_train_loss"] == pytest.approx(refit["train_loss"][-1], rel=1e-6)
+    np.testing.assert_allclose(run["refit"]["train_loss"], refit["train_loss"], rtol=1e-6)
     net = helpers.SNN(64, 16, 10)
-    helpers.load_checkpoint(out / "checkpoint.msgpack", net, helpers.Trainer(net).optimizer)
-    scored = helpers.MinibatchTrainer(net, lr=1e-2).evaluate(test)["accuracy"]
-    assert scored == pytest.approx(run["test_accuracy"], abs=1e-12)
-    assert scored == pytest.approx(trainer.evaluate(test)["accuracy"], abs=1e-12)
+    restored = helpers.load_checkpoint(out / "checkpoint.msgpack", net, helpers.Trainer(net).optimizer)
+    assert restored["epoch"] == run["best_epoch"] and restored["extra"]["weights"] == "refit"
+    np.testing.assert_allclose(restored["losses"], run["refit"]["train_loss"], rtol=1e-12)
+    scored = helpers.MinibatchTrainer(net, lr=1e-2).evaluate(test)
+    assert scored["loss"] == pytest.approx(run["test_loss"], rel=1e-6)  # the refit's weights, not the best
+    assert scored["loss"] == pytest.approx(trainer.evaluate(test)["loss"], rel=1e-6)
+    assert scored["accuracy"] == pytest.approx(run["test_accuracy"], abs=1e-12)
 
 
 @pytest.mark.slow
@@ -250,9 +253,9 @@ def test_every_dataset_refuses_before_training(dataset, case, tmp_path, capsys, 
     elif case == "refit" and dataset == "random":  # the synthetic task has no validation part
         args += ["--refit"]
         expected = "--refit: only for the real datasets"
-    elif case == "refit":  # accepted: the other refusals still come first
-        args += ["--refit", "--seed", "4294967296"]
-        expected = "argument --seed: expected an integer from 0 to 2**32 - 1"
+    elif case == "refit":  # the online trainers do not refit
+        args += ["--refit", "--learning", "d_rtrl"]
+        expected = "--refit: with bptt only, not --learning d_rtrl"
     elif case == "data-dir":  # only for shd and ssc, where it must hold their files
         if dataset != "shd":
             args += ["--data-dir", str(tmp_path)]
@@ -285,3 +288,30 @@ def test_every_dataset_warns_when_the_loss_blows_up(dataset, tmp_path, small, ca
     assert cli_main([*args, "--out", str(out)]) in (0, 1)
     err = capsys.readouterr().err.strip().splitlines()
     assert err and (err[-1].startswith("warning: training blew up") or "diverged" in err[-1]), err
+
+
+@pytest.mark.slow
+def test_a_refit_that_blows_up_is_reported(tmp_path, small, capsys, monkeypatch):
+    """--refit: the rule runs on the refit's own losses, against the refit's own first loss, beside the
+    run that chose the epoch (here the refit's losses are made to blow up after it has trained)."""
+    refit = cli_module._RealData._refit
+
+    def refit_blowing_up(self, on_epoch):
+        fit = self.trainer.fit
+
+        def blown(*args, **kwargs):
+            rows = fit(*args, **kwargs)
+            return rows | {"train_loss": np.asarray(rows["train_loss"]) * 1e6}
+
+        self.trainer.fit = blown
+        return refit(self, on_epoch)
+
+    monkeypatch.setattr(cli_module._RealData, "_refit", refit_blowing_up)
+    args = ["train", "--dataset", "digits", "--hidden", "16", "--epochs", "2", "--no-baselines", "--refit"]
+    assert cli_main([*args, "--no-progress", "--out", str(tmp_path / "out")]) == 0
+    err = capsys.readouterr().err.strip().splitlines()
+    assert (
+        [line for line in err if line.startswith("warning:")]
+        == [line for line in err if line.startswith("warning: refit: training blew up")]
+        != []
+    ), err

@@ -241,7 +241,8 @@ def _history(out):
 @pytest.mark.slow
 def test_two_processes_train_the_losses_of_one(tmp_path, capfd, monkeypatch):
     """Through the command line (its launcher in this process, as ``python -m helpers`` runs it), and
-    with the first coordinator port it picks taken by another program: another port is used."""
+    with the first coordinator port it picks taken by another program: another port is used. With
+    ``--refit``, the refit's losses too."""
     options = [
         "train",
         "--dataset",
@@ -252,6 +253,7 @@ def test_two_processes_train_the_losses_of_one(tmp_path, capfd, monkeypatch):
         "16",
         "--no-progress",
         "--no-baselines",
+        "--refit",
     ]
     assert cli_main([*options, "--out", str(tmp_path / "one")]) == 0
     capfd.readouterr()
@@ -275,6 +277,9 @@ def test_two_processes_train_the_losses_of_one(tmp_path, capfd, monkeypatch):
         np.testing.assert_allclose(two[key], one[key], rtol=ROUNDING)
     run = json.loads((tmp_path / "two" / "run.json").read_text())
     assert run["settings"]["processes"] == 2 and run["baselines"] == {}  # --no-baselines
+    alone = json.loads((tmp_path / "one" / "run.json").read_text())
+    assert run["test_weights"] == "refit" and run["refit"]["epochs"] == alone["refit"]["epochs"]
+    np.testing.assert_allclose(run["refit"]["train_loss"], alone["refit"]["train_loss"], rtol=ROUNDING)
 
 
 RESUME = """

@@ -24,3 +24,16 @@ def test_the_chosen_command_is_deep_json_s():
     chosen = json.loads((refit.RESULTS / "deep.json").read_text())["chosen_command"]
     assert "python -m helpers train " + " ".join((*refit.chosen_options(), "--seed", "SEED")) == chosen
     assert "--refit" not in refit.chosen_options()
+
+
+def test_the_stored_run_follows_its_rule():
+    """refit.json: the test split read only when the inner check adopted --refit, for deep.json's choice."""
+    stored = json.loads((refit.RESULTS / "refit.json").read_text())
+    deep = json.loads((refit.RESULTS / "deep.json").read_text())
+    assert stored["chosen_command"] == deep["chosen_command"] and stored["rule"] == refit.RULE
+    mean = stored["inner_check"]["outer_validation_accuracy_mean"]
+    assert stored["refit_adopted"] == (round(mean["--refit"], 9) > round(mean["as chosen"], 9))
+    for label, runs in stored["inner_check"]["runs"].items():  # inner runs never hold a test accuracy
+        assert [r["seed"] for r in runs] == list(refit.SEEDS) and all("test_accuracy" not in r for r in runs)
+        assert mean[label] == np.mean([r["outer_validation_accuracy"] for r in runs])
+    assert bool(stored["runs"]) == stored["refit_adopted"]
