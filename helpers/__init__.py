@@ -15,7 +15,7 @@ notebook  names
 03        heaviside, detach_reset, READOUTS, readout, cross_entropy, Trainer, fit, fit_runs
 04        accuracy, count_compilations, CompilationLog, PAGE_PRINTED, run_page_recipe, plot_readout,
           plot_loss, LossBlowUpWarning
-05        SwitchableSurrogate, check_answer
+05        SwitchableSurrogate, fit_settings, check_answer
 06        pattern_dataset, timing_dataset, split_batch, plot_history
 07        TrainableTauLIF (and Trainer.reinitialize)
 08        SpikeEvents, spike_events, event_input
@@ -127,7 +127,7 @@ from helpers.readout import (
     per_step_cross_entropy,
     readout,
 )
-from helpers.runs import fit_runs
+from helpers.runs import fit_runs, fit_settings
 from helpers.synthetic import (
     dataset_fingerprint,
     pattern_dataset,
@@ -172,6 +172,7 @@ __all__ = [
     "LossBlowUpWarning",
     "fit",
     "fit_runs",
+    "fit_settings",
     "accuracy",
     "count_compilations",
     "CompilationLog",
