@@ -15,7 +15,7 @@ notebook  names
 03        heaviside, detach_reset, READOUTS, readout, cross_entropy, Trainer, fit, fit_runs
 04        accuracy, count_compilations, CompilationLog, PAGE_PRINTED, run_page_recipe, plot_readout,
           plot_loss, LossBlowUpWarning
-05        SwitchableSurrogate, check_answer
+05        SwitchableSurrogate, fit_settings, check_answer
 06        pattern_dataset, timing_dataset, split_batch, plot_history
 07        TrainableTauLIF (and Trainer.reinitialize)
 08        SpikeEvents, spike_events, event_input
@@ -128,7 +128,7 @@ from helpers.readout import (
     per_step_cross_entropy,
     readout,
 )
-from helpers.runs import fit_runs, map_in_threads
+from helpers.runs import fit_runs, fit_settings, map_in_threads
 from helpers.synthetic import (
     dataset_fingerprint,
     pattern_dataset,
@@ -173,6 +173,7 @@ __all__ = [
     "LossBlowUpWarning",
     "fit",
     "fit_runs",
+    "fit_settings",
     "map_in_threads",
     "accuracy",
     "count_compilations",

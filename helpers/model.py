@@ -461,7 +461,7 @@ class SwitchableSurrogate:
     weights that differ between runs, the switch becomes a select and every surrogate is evaluated at
     every neuron-step; to compare surrogates cheaply, give all runs of one call the same weights
     (:meth:`select` before :func:`helpers.fit_runs`) and make one call per surrogate: they share one
-    compiled program.
+    compiled program (:func:`helpers.fit_settings` makes those calls, a few at a time from threads).
     """
 
     def __init__(self, surrogates):

@@ -5,7 +5,8 @@ after the other costs one compilation per setting and one host round trip per ru
 one lane of ``brainstate.transform.vmap2`` over the trainer's own training step: the weights, Adam's
 state and any extra state (a :class:`~helpers.model.SwitchableSurrogate`'s weights) get a leading run
 axis, and all runs train at once inside one ``jit`` (with ``threads``, in a few calls of it, each from
-a thread of its own).
+a thread of its own). :func:`fit_settings` calls the same program once per setting of states that all
+runs of a call share (a surrogate, a flag), a few settings at a time from threads.
 
 Batched matrix products sum in another order than single ones, so a run here matches the same seed
 trained alone to rounding (identical at first, apart after many epochs like any rounding difference),
@@ -35,7 +36,7 @@ from helpers.readout import readout
 from helpers.training import Trainer, diverged_at
 from helpers.validation import check_positive_int, check_seed
 
-__all__ = ["fit_runs", "map_in_threads"]
+__all__ = ["fit_runs", "fit_settings", "map_in_threads"]
 
 _Item = TypeVar("_Item")
 _Result = TypeVar("_Result")
@@ -170,99 +171,221 @@ def fit_runs(
     -------
     dict of NumPy arrays: ``losses [R, epochs]`` (the loss before each update), ``train_accuracy [R]``
     and ``<name>_accuracy [R]`` for every evaluated set.
+
+    See Also
+    --------
+    fit_settings : the same runs once per setting of some states shared by all runs of a call (a
+        surrogate, a flag), the settings' calls made from several threads.
     """
-    check_positive_int("epochs", epochs)
     check_positive_int("threads", threads)
-    if threads > 1:
-        _thread_settings()  # refuses a precision that a thread could not take along
-    seeds = [check_seed("every seed", s) for s in seeds]
-    if not seeds:
-        raise ValueError("give at least one seed")
-    states, values = list(states), list(values or [])
-    if len(values) != len(states) or any(len(v) != len(seeds) for v in values):
-        raise ValueError("values must hold, for every state, one value per run")
-    evaluate = dict(evaluate or {})
-    sets = {"train": train} | evaluate
-    if per_run_data:
-        for name, (x, y) in sets.items():
-            if x.ndim != 4 or x.shape[0] != len(seeds) or y.shape[:1] != (len(seeds),):
-                raise ValueError(
-                    f"per_run_data: {name} must be (spikes [R, T, B, N], labels [R, B]) with R = {len(seeds)}"
-                )
-            trainer.net.check_input(x[0])
-        data = {name: (_per_run_input(trainer, x), jnp.asarray(y)) for name, (x, y) in sets.items()}
-    else:  # shared: checked once, events when the trainer is event-driven
-        data = {name: (trainer.prepare_batch(x, y), y) for name, (x, y) in sets.items()}
-
-    opt = trainer.optimizer
-    run_states = [*trainer.params.values(), opt.opt_state, opt.step_count, *states]
-    saved = [s.value for s in run_states]
-    per_seed = []
-    for seed in seeds:
-        trainer.reinitialize(seed)
-        per_seed.append([s.value for s in run_states[: len(run_states) - len(states)]])
-    initial = [_stack(column) for column in zip(*per_seed, strict=True)]
-    initial += [_stack([jnp.asarray(v) for v in column]) for column in values]
-
-    key = ("fit_runs", epochs, tuple(sets), per_run_data, tuple(id(s) for s in run_states))
-
-    def build():  # one compiled program per trainer and kind of call: a second call reuses it
-        net, method = trainer.net, trainer.readout_method
-
-        def run(train_x, train_y, *eval_sets):
-            losses = trainer.run_epochs(train_x, train_y, epochs)
-            accuracies = []
-            for x, y in ((train_x, train_y), *zip(eval_sets[::2], eval_sets[1::2], strict=True)):
-                logits = readout(net.simulate(x), method)
-                accuracies.append(u.math.mean(u.math.argmax(logits, axis=1) == y))
-            return losses, accuracies
-
-        axis = 0 if per_run_data else None
-        mapped = brainstate.transform.vmap2(
-            run, in_axes=axis, state_in_axes={0: run_states}, state_out_axes={0: run_states}
-        )
-        return brainstate.transform.jit(mapped)
-
-    program = trainer.program(key, build)
-    args = [a for name in sets for a in data[name]]
-    groups = np.array_split(np.arange(len(seeds)), threads)
+    runs = _Runs(trainer, seeds, train, epochs, evaluate, states, values, per_run_data, threads)
+    groups = np.array_split(np.arange(len(runs.seeds)), threads)
     groups = [g for g in groups if g.size]  # no empty group when there are fewer runs than threads
-    lock = threading.Lock()
-    settings = _thread_settings()
+    results = runs.train([(g, {}) for g in groups], threads)
+    losses = np.concatenate([r[0] for r in results])
+    accuracies = [np.concatenate([r[1][k] for r in results]) for k in range(len(runs.sets))]
+    return runs.result(losses, accuracies)
 
-    def train_group(runs):
-        if len(groups) == 1:  # one call, from this thread, with every run
-            values, group_args, environment = initial, args, contextlib.nullcontext()
-        else:  # this group's slice of every per-run value, in a thread that needs dt set again
-            pick = lambda a: a[runs[0] : runs[-1] + 1]  # noqa: E731
-            values = [jax.tree.map(pick, value) for value in initial]
-            group_args = [jax.tree.map(pick, a) for a in args] if per_run_data else args
-            environment = brainstate.environ.context(**settings)
-        with lock, environment:  # set the states and start the program
-            for state, value in zip(run_states, values, strict=True):
+
+def fit_settings(
+    trainer: Trainer,
+    seeds,
+    train,
+    epochs: int,
+    settings,
+    *,
+    evaluate: dict | None = None,
+    states=(),
+    values=None,
+    per_run_data: bool = False,
+    threads: int = 2,
+) -> list[dict]:
+    """:func:`fit_runs` once per setting of some states, ``threads`` settings at a time.
+
+    Parameters
+    ----------
+    trainer, seeds, train, epochs, evaluate, states, values, per_run_data
+        As for :func:`fit_runs`: every setting trains these runs, from these seeds.
+    settings
+        A non-empty list of ``{state: value}`` dicts. In setting ``k`` each of its states holds its
+        value for all the runs of the call, as if set (``state.value = value``) before a call of
+        :func:`fit_runs`: for example a :class:`~helpers.model.SwitchableSurrogate`'s weights, or a
+        :class:`~helpers.model.DetachedResetLIF`'s ``detached`` flag. A value must have its state's
+        shape (it is converted to its dtype); a state may not be one of the runs' own (weights,
+        Adam's state, ``states``).
+    threads
+        How many settings train at the same time, each setting's call from a thread of its own as
+        soon as one is free (1: one after the other, from this thread). The gain needs free cores:
+        on the 2-core hosts of this project one call uses about one core (see :func:`fit_runs`).
+        Needs brainstate's default precision (32) when above 1.
+
+    Returns
+    -------
+    list of dicts, one per setting, in the order of ``settings``, each as :func:`fit_runs` returns
+    it. The states are left as they were.
+
+    Notes
+    -----
+    Why not per-run ``values`` in one call? A state that is the same for all runs of a call is an
+    unbatched input of the compiled program; one value per run batches it, and a switch on it (the
+    surrogate switch's ``jax.lax.switch``) must then evaluate every branch for every run. Here every
+    call runs the program that :func:`fit_runs` compiles for the same trainer and arguments, so a
+    setting's numbers are those of a call of :func:`fit_runs` with the same states set, bit for bit.
+    """
+    check_positive_int("threads", threads)
+    if isinstance(settings, dict) or not isinstance(settings, (list, tuple)) or not settings:
+        raise ValueError("settings must be a non-empty list of {state: value} dicts")
+    own = {id(s) for s in _run_states(trainer, states)}
+    checked = []
+    for k, setting in enumerate(settings):
+        if not isinstance(setting, dict):
+            got = type(setting).__name__
+            raise TypeError(f"settings[{k}] must be a dict {{state: value}}, got {got}")
+        fixed = {}
+        for state, value in setting.items():
+            if not isinstance(state, brainstate.State):
+                got = type(state).__name__
+                raise TypeError(f"settings[{k}]: the keys must be brainstate.State objects, got {got}")
+            if id(state) in own:
+                own_state = (
+                    f"a {type(state).__name__} is one of the runs' own states (weights, optimiser, states=)"
+                )
+                raise ValueError(f"settings[{k}]: {own_state}; give those per run, with states= and values=")
+            current = jnp.asarray(state.value)
+            value = jnp.asarray(value, current.dtype)
+            if value.shape != current.shape:
+                shapes = f"a value of shape {value.shape} for a state of shape {current.shape}"
+                raise ValueError(f"settings[{k}]: {shapes}")
+            fixed[state] = value
+        checked.append(fixed)
+    runs = _Runs(trainer, seeds, train, epochs, evaluate, states, values, per_run_data, threads)
+    everyone = np.arange(len(runs.seeds))
+    results = runs.train([(everyone, setting) for setting in checked], threads)
+    return [runs.result(losses, accuracies, setting=k) for k, (losses, accuracies) in enumerate(results)]
+
+
+def _run_states(trainer: Trainer, states) -> list:
+    """The states with one value per run: the weights, Adam's state and step count, then ``states``."""
+    opt = trainer.optimizer
+    return [*trainer.params.values(), opt.opt_state, opt.step_count, *states]
+
+
+class _Runs:
+    """What :func:`fit_runs` and :func:`fit_settings` share: the checked arguments, each run's initial
+    states, the compiled program (kept by the trainer), and the calls of it from threads."""
+
+    def __init__(self, trainer, seeds, train, epochs, evaluate, states, values, per_run_data, threads):
+        check_positive_int("epochs", epochs)
+        if threads > 1:
+            _thread_settings()  # refuses a precision that a thread could not take along
+        seeds = [check_seed("every seed", s) for s in seeds]
+        if not seeds:
+            raise ValueError("give at least one seed")
+        states, values = list(states), list(values or [])
+        if len(values) != len(states) or any(len(v) != len(seeds) for v in values):
+            raise ValueError("values must hold, for every state, one value per run")
+        evaluate = dict(evaluate or {})
+        sets = {"train": train} | evaluate
+        if per_run_data:
+            for name, (x, y) in sets.items():
+                if x.ndim != 4 or x.shape[0] != len(seeds) or y.shape[:1] != (len(seeds),):
+                    raise ValueError(
+                        f"per_run_data: {name} must be (spikes [R, T, B, N], labels [R, B]) "
+                        f"with R = {len(seeds)}"
+                    )
+                trainer.net.check_input(x[0])
+            data = {name: (_per_run_input(trainer, x), jnp.asarray(y)) for name, (x, y) in sets.items()}
+        else:  # shared: checked once, events when the trainer is event-driven
+            data = {name: (trainer.prepare_batch(x, y), y) for name, (x, y) in sets.items()}
+
+        run_states = _run_states(trainer, states)
+        saved = [s.value for s in run_states]
+        per_seed = []
+        try:
+            for seed in seeds:
+                trainer.reinitialize(seed)
+                per_seed.append([s.value for s in run_states[: len(run_states) - len(states)]])
+        finally:
+            for state, value in zip(run_states, saved, strict=True):
                 state.value = value
-            outputs = program(*group_args)
-        # the dispatch is under the lock, the computation is not: the groups compute at the same time
-        return jax.block_until_ready(outputs)
+        initial = [_stack(column) for column in zip(*per_seed, strict=True)]
+        initial += [_stack([jnp.asarray(v) for v in column]) for column in values]
 
-    try:
-        if len(groups) == 1:
-            results = [train_group(groups[0])]
-        else:
-            with ThreadPoolExecutor(len(groups)) as pool:
-                results = list(pool.map(train_group, groups))
-    finally:
-        for state, value in zip(run_states, saved, strict=True):
-            state.value = value
-    losses = np.concatenate([np.asarray(r[0]) for r in results])
-    accuracies = [np.concatenate([np.asarray(r[1][k]) for r in results]) for k in range(len(sets))]
-    bad = np.flatnonzero([diverged_at(run).size > 0 for run in losses])
-    if bad.size:
-        raise FloatingPointError(
-            f"training diverged in run {int(bad[0])} (seed {seeds[bad[0]]}); lower the learning rate "
-            f"(lr={trainer.lr!r}) or check the data"
-        )
-    result = {"losses": losses}
-    for name, acc in zip(sets, accuracies, strict=True):
-        result[f"{name}_accuracy"] = np.asarray(acc, dtype=float)
-    return result
+        key = ("fit_runs", epochs, tuple(sets), per_run_data, tuple(id(s) for s in run_states))
+
+        def build():  # one compiled program per trainer and kind of call: a second call reuses it
+            net, method = trainer.net, trainer.readout_method
+
+            def run(train_x, train_y, *eval_sets):
+                losses = trainer.run_epochs(train_x, train_y, epochs)
+                accuracies = []
+                for x, y in ((train_x, train_y), *zip(eval_sets[::2], eval_sets[1::2], strict=True)):
+                    logits = readout(net.simulate(x), method)
+                    accuracies.append(u.math.mean(u.math.argmax(logits, axis=1) == y))
+                return losses, accuracies
+
+            axis = 0 if per_run_data else None
+            mapped = brainstate.transform.vmap2(
+                run, in_axes=axis, state_in_axes={0: run_states}, state_out_axes={0: run_states}
+            )
+            return brainstate.transform.jit(mapped)
+
+        self.trainer, self.seeds, self.sets, self.per_run_data = trainer, seeds, sets, per_run_data
+        self.run_states, self.initial = run_states, initial
+        self.program = trainer.program(key, build)
+        self.args = [a for name in sets for a in data[name]]
+
+    def train(self, jobs, threads):
+        """Call the program once per job ``(runs, shared)``: the runs (indices) it trains and the values
+        of the unbatched states during the call; ``threads`` calls at a time. Returns, per job,
+        ``(losses [r, epochs], [accuracy [r] per set])`` as NumPy arrays. Every state is restored."""
+        lock = threading.Lock()
+        environment = _thread_settings() if threads > 1 else {}  # dt and the like, for the threads
+        everyone = len(self.seeds)
+        shared_states = list({id(s): s for _, shared in jobs for s in shared}.values())
+        touched = [*self.run_states, *shared_states]
+        saved = [s.value for s in touched]
+        threads = min(threads, len(jobs))
+
+        def call(job):
+            runs, shared = job
+            if len(runs) == everyone:  # every run: the stacked values as they are
+                values, args = self.initial, self.args
+            else:  # this group's slice of every per-run value
+                pick = lambda a: a[runs[0] : runs[-1] + 1]  # noqa: E731
+                values = [jax.tree.map(pick, value) for value in self.initial]
+                args = [jax.tree.map(pick, a) for a in self.args] if self.per_run_data else self.args
+            context = brainstate.environ.context(**environment) if threads > 1 else contextlib.nullcontext()
+            with lock, context:  # set the states and start the program
+                for state, value in zip(self.run_states, values, strict=True):
+                    state.value = value
+                for state, value in shared.items():
+                    state.value = value
+                outputs = self.program(*args)
+            # the dispatch is under the lock, the computation is not: the calls compute at the same time
+            losses, accuracies = jax.block_until_ready(outputs)
+            return np.asarray(losses), [np.asarray(a) for a in accuracies]
+
+        try:
+            if threads == 1:
+                return [call(job) for job in jobs]
+            with ThreadPoolExecutor(threads) as pool:
+                return list(pool.map(call, jobs))
+        finally:
+            for state, value in zip(touched, saved, strict=True):
+                state.value = value
+
+    def result(self, losses, accuracies, setting: int | None = None) -> dict:
+        """The dict that :func:`fit_runs` returns, after the divergence check (whose error names the
+        setting of :func:`fit_settings`, if given)."""
+        bad = np.flatnonzero([diverged_at(run).size > 0 for run in losses])
+        where = "" if setting is None else f", setting {setting}"
+        if bad.size:
+            raise FloatingPointError(
+                f"training diverged in run {int(bad[0])} (seed {self.seeds[bad[0]]}{where}); lower the "
+                f"learning rate (lr={self.trainer.lr!r}) or check the data"
+            )
+        result = {"losses": losses}
+        for name, acc in zip(self.sets, accuracies, strict=True):
+            result[f"{name}_accuracy"] = np.asarray(acc, dtype=float)
+        return result

@@ -42,6 +42,7 @@ FIT_CALLS = frozenset(
     {
         "fit",  # scikit-learn, helpers.fit, helpers.MinibatchTrainer.fit, Trainer.fit
         "fit_runs",
+        "fit_settings",
         "partial_fit",
         "fit_predict",
         "fit_transform",

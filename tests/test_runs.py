@@ -1,4 +1,4 @@
-"""helpers.runs.fit_runs: many training runs in one vmapped, jitted program."""
+"""helpers.runs.fit_runs and fit_settings: many training runs in one vmapped, jitted program."""
 
 import brainstate
 import braintools
@@ -8,7 +8,7 @@ import pytest
 
 import helpers
 from helpers.model import SwitchableSurrogate
-from helpers.runs import fit_runs
+from helpers.runs import fit_runs, fit_settings
 
 
 @pytest.fixture
@@ -110,6 +110,71 @@ def test_runs_split_over_threads_equal_one_call_to_rounding(data):
         fit_runs(trainer, [0, 1], (spikes, labels), 3, threads=2)
     # a refused call leaves the trainer's weights as they were
     np.testing.assert_array_equal(weights, trainer.net.input_layer.weight.value["weight"].mantissa)
+
+
+@pytest.mark.slow
+def test_fit_settings_equals_one_fit_runs_call_per_setting(data):
+    spikes, labels = data
+    S = braintools.surrogate
+    switch = SwitchableSurrogate([S.ReluGrad(), S.Sigmoid()])
+    brainstate.random.seed(0)
+    net = helpers.detach_reset(helpers.SNN(surrogate=switch))
+    trainer = helpers.Trainer(net)
+    flag = net.neurons.detached
+    weights = np.asarray(trainer.net.input_layer.weight.value["weight"].mantissa)
+    before = np.asarray(switch.weights.value), np.asarray(flag.value)
+    choices = [(0, 0.0), (1, 0.0), (None, 0.0), (0, 1.0), (1, 1.0)]  # more settings than threads
+    settings = [{switch.weights: switch.one_hot(i), flag: cut} for i, cut in choices]
+    sets = {"again": (spikes, labels)}
+    with helpers.count_compilations() as compiled:
+        results = fit_settings(trainer, [0, 1], (spikes, labels), 6, settings, evaluate=sets, threads=2)
+    assert compiled.jitted == 1 and len(results) == len(settings)
+    # the states and the trainer's weights as they were
+    np.testing.assert_array_equal(switch.weights.value, before[0])
+    np.testing.assert_array_equal(flag.value, before[1])
+    np.testing.assert_array_equal(weights, trainer.net.input_layer.weight.value["weight"].mantissa)
+    for setting, result in zip(settings, results, strict=True):
+        for state, value in setting.items():
+            state.value = value
+        alone = fit_runs(trainer, [0, 1], (spikes, labels), 6, evaluate=sets)
+        assert set(result) == set(alone) == {"losses", "train_accuracy", "again_accuracy"}
+        for name in alone:  # the same compiled program: bit for bit
+            np.testing.assert_array_equal(result[name], alone[name])
+    assert results[2]["losses"][0, -1] > results[0]["losses"][0, -1]  # none trains the readout bias only
+    one_thread = fit_settings(trainer, [0, 1], (spikes, labels), 6, settings[:2], evaluate=sets, threads=1)
+    np.testing.assert_array_equal(one_thread[1]["losses"], results[1]["losses"])
+
+
+@pytest.mark.slow
+def test_fit_settings_names_the_setting_that_diverged(data):
+    spikes, labels = data
+    switch = SwitchableSurrogate([braintools.surrogate.ReluGrad()])
+    trainer = helpers.Trainer(helpers.SNN(surrogate=switch), lr=1e30)
+    settings = [{switch.weights: switch.one_hot(0)}, {switch.weights: switch.one_hot(None)}]
+    with pytest.raises(
+        FloatingPointError, match=r"\(seed 3, setting 0\); lower the learning rate \(lr=1e\+30\)"
+    ):
+        fit_settings(trainer, [3], (spikes, labels), 50, settings)
+
+
+def test_fit_settings_refuses_bad_settings(data):
+    spikes, labels = data
+    switch = SwitchableSurrogate([braintools.surrogate.ReluGrad()])
+    trainer = helpers.Trainer(helpers.SNN(surrogate=switch))
+    weight = next(iter(trainer.params.values()))
+    bad = [
+        ([], ValueError, "non-empty list"),
+        ({switch.weights: switch.one_hot(0)}, ValueError, "non-empty list"),
+        ([5], TypeError, r"settings\[0\] must be a dict"),
+        ([{"weights": 1.0}], TypeError, "brainstate.State"),
+        ([{weight: weight.value}], ValueError, "the runs' own states"),
+        ([{switch.weights: np.zeros(3)}], ValueError, r"shape \(3,\)"),
+    ]
+    for settings, error, message in bad:
+        with pytest.raises(error, match=message):
+            fit_settings(trainer, [0], (spikes, labels), 1, settings)
+    with pytest.raises(ValueError, match="threads"):
+        fit_settings(trainer, [0], (spikes, labels), 1, [{switch.weights: switch.one_hot(0)}], threads=0)
 
 
 @pytest.mark.slow
