@@ -19,7 +19,6 @@ rule, and the compiled program is kept with ``trainer.program``. Introduced in n
 
 from __future__ import annotations
 
-import contextlib
 import threading
 from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
@@ -340,7 +339,6 @@ class _Runs:
         of the unbatched states during the call; ``threads`` calls at a time. Returns, per job,
         ``(losses [r, epochs], [accuracy [r] per set])`` as NumPy arrays. Every state is restored."""
         lock = threading.Lock()
-        environment = _thread_settings() if threads > 1 else {}  # dt and the like, for the threads
         everyone = len(self.seeds)
         shared_states = list({id(s): s for _, shared in jobs for s in shared}.values())
         touched = [*self.run_states, *shared_states]
@@ -355,8 +353,7 @@ class _Runs:
                 pick = lambda a: a[runs[0] : runs[-1] + 1]  # noqa: E731
                 values = [jax.tree.map(pick, value) for value in self.initial]
                 args = [jax.tree.map(pick, a) for a in self.args] if self.per_run_data else self.args
-            context = brainstate.environ.context(**environment) if threads > 1 else contextlib.nullcontext()
-            with lock, context:  # set the states and start the program
+            with lock:  # set the states and start the program
                 for state, value in zip(self.run_states, values, strict=True):
                     state.value = value
                 for state, value in shared.items():
@@ -366,11 +363,8 @@ class _Runs:
             losses, accuracies = jax.block_until_ready(outputs)
             return np.asarray(losses), [np.asarray(a) for a in accuracies]
 
-        try:
-            if threads == 1:
-                return [call(job) for job in jobs]
-            with ThreadPoolExecutor(threads) as pool:
-                return list(pool.map(call, jobs))
+        try:  # each thread under the caller's dt (map_in_threads)
+            return map_in_threads(call, jobs, threads=threads)
         finally:
             for state, value in zip(touched, saved, strict=True):
                 state.value = value
