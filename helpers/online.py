@@ -140,8 +140,7 @@ class _Online:
         for the states as built, once for them as the first call left them); every trainer here
         calls it where the data enter. A network built without ``online=True`` (BPTT only) makes new
         state objects inside every program instead, so there is nothing to shape: a no-op. The state
-        objects are looked up once per trainer (a walk through the network: about a millisecond, as
-        much as the rest of a small step's work on the host)."""
+        objects are looked up once per trainer (a walk through the network), not at every step."""
         if not self.net.online:
             return
         if not hasattr(self, "_hidden_states"):  # an online network keeps these objects for good

@@ -48,7 +48,9 @@ def _thread_settings() -> dict:
     leaving a precision context there would switch JAX's 64-bit mode off for the whole process."""
     precision = brainstate.environ.get_precision()
     if precision != 32:
-        raise ValueError(f"threads > 1 needs brainstate's default precision 32, got {precision}")
+        raise ValueError(
+            f"threads > 1 needs brainstate's default precision 32, got {precision}; use threads=1"
+        )
     return {k: v for k, v in brainstate.environ.all().items() if k != "precision"}
 
 
@@ -59,17 +61,20 @@ def map_in_threads(
 
     Each worker runs under the caller's brainstate settings (dt and the like, which a new thread
     does not inherit). Returns the results in the order of ``items``; the first error (in that
-    order) is raised here, once the calls already started have ended, and the calls not yet started
-    are dropped. With ``threads=1`` (or fewer than two items), the plain loop in the caller's thread;
-    with more, needs brainstate's default precision (32).
+    order) is raised here, once the calls already started have ended, and the calls that have not
+    started by the time it is seen here are dropped (later items may start until then). With
+    ``threads=1`` (or fewer than two items), the plain loop in the caller's thread; with more, needs
+    brainstate's default precision (32). Ctrl-C waits for the calls already running to end.
 
     Notes
     -----
     What it gains: JAX compiles a program without holding Python's lock (the GIL) and runs a
     compiled program on threads of its own, so while one item's program compiles or runs, another
     thread can trace the next one; on the 2-core hosts of this project that overlaps the
-    compilations that dominate a short notebook (notebook 14: two tasks, three learning rules each;
-    the whole notebook took 30 s instead of 34 s on an otherwise idle 2-core host, one run each).
+    compilations of a short notebook (notebook 14: two tasks, three learning rules each; one pair of
+    runs on an otherwise idle 2-core host took 30 s instead of 34 s for the whole notebook, a gain
+    not separated from run-to-run noise). :func:`helpers.count_compilations` counts every thread's
+    compilations.
     The tracing itself holds the GIL and does not overlap, and the gain needs a free core: with
     another process busy on one of the two cores, it is lost.
 
@@ -235,7 +240,7 @@ def fit_settings(
     if isinstance(settings, dict) or not isinstance(settings, (list, tuple)) or not settings:
         raise ValueError("settings must be a non-empty list of {state: value} dicts")
     own = {id(s) for s in _run_states(trainer, states)}
-    checked = []
+    checked: list[dict] = []
     for k, setting in enumerate(settings):
         if not isinstance(setting, dict):
             got = type(setting).__name__
@@ -256,6 +261,11 @@ def fit_settings(
                 shapes = f"a value of shape {value.shape} for a state of shape {current.shape}"
                 raise ValueError(f"settings[{k}]: {shapes}")
             fixed[state] = value
+        if checked and {id(x) for x in fixed} != {id(x) for x in checked[0]}:
+            raise ValueError(
+                f"settings[{k}] names other states than settings[0]: every setting must give a value "
+                "to the same states"
+            )
         checked.append(fixed)
     runs = _Runs(trainer, seeds, train, epochs, evaluate, states, values, per_run_data, threads)
     everyone = np.arange(len(runs.seeds))

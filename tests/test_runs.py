@@ -169,6 +169,7 @@ def test_fit_settings_refuses_bad_settings(data):
         ([{"weights": 1.0}], TypeError, "brainstate.State"),
         ([{weight: weight.value}], ValueError, "the runs' own states"),
         ([{switch.weights: np.zeros(3)}], ValueError, r"shape \(3,\)"),
+        ([{switch.weights: switch.one_hot(0)}, {}], ValueError, r"settings\[1\] names other states"),
     ]
     for settings, error, message in bad:
         with pytest.raises(error, match=message):
