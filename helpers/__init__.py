@@ -25,7 +25,8 @@ notebook  names
           quantise_array, load_network, nir_spyx
 13        distributed (DataParallelTrainer), launcher (launch), shd (SHD-layout files: load, read,
           write_synthetic)
-14        OnlineTrainer, OnlineMinibatchTrainer, LEARNING_RULES, per_step_cross_entropy, cosine
+14        OnlineTrainer, OnlineMinibatchTrainer, LEARNING_RULES, per_step_cross_entropy, cosine,
+          map_in_threads
 issue 19  deep (DeepSNN: hidden LIF/ALIF layers, spiking output), LOSSES, SPIKE_LOSSES (and
           activity.firing_bounds)
 README    save_checkpoint, load_checkpoint, read_checkpoint, CheckpointError, TrainingCore,
@@ -127,7 +128,7 @@ from helpers.readout import (
     per_step_cross_entropy,
     readout,
 )
-from helpers.runs import fit_runs
+from helpers.runs import fit_runs, map_in_threads
 from helpers.synthetic import (
     dataset_fingerprint,
     pattern_dataset,
@@ -172,6 +173,7 @@ __all__ = [
     "LossBlowUpWarning",
     "fit",
     "fit_runs",
+    "map_in_threads",
     "accuracy",
     "count_compilations",
     "CompilationLog",

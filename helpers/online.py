@@ -138,8 +138,15 @@ class _Online:
         are inputs of every compiled program: built for one example, they leave a program at its
         batch's size. Without this, the first two calls of a program would compile it twice (once
         for the states as built, once for them as the first call left them); every trainer here
-        calls it where the data enter."""
-        hidden = list(self.net.states(brainstate.HiddenState).values())
+        calls it where the data enter. A network built without ``online=True`` (BPTT only) makes new
+        state objects inside every program instead, so there is nothing to shape: a no-op. The state
+        objects are looked up once per trainer (a walk through the network: about a millisecond, as
+        much as the rest of a small step's work on the host)."""
+        if not self.net.online:
+            return
+        if not hasattr(self, "_hidden_states"):  # an online network keeps these objects for good
+            self._hidden_states = list(self.net.states(brainstate.HiddenState).values())
+        hidden = self._hidden_states
         leaves = [leaf for state in hidden for leaf in jax.tree.leaves(state.value)]
         if all(
             np.shape(leaf)[:1] == (batch_size,) and not getattr(leaf, "weak_type", False) for leaf in leaves

@@ -7,6 +7,7 @@ memory estimates in :mod:`helpers.diagnostics`.
 from __future__ import annotations
 
 import math
+import threading
 import warnings
 from collections.abc import Callable
 
@@ -40,6 +41,12 @@ DIVERGED_LOSS = 1e6
 #: A run whose loss ends more than this many times above where it started (and above chance level,
 #: the ln C of a network that cannot tell the C classes apart) has blown up without becoming NaN.
 BLOW_UP_FACTOR = 10
+
+
+#: Held while brainstate's global generator is seeded and drawn from (:meth:`TrainingCore.reinitialize`):
+#: that generator is one for the whole process, so two threads that seed it and draw at once would
+#: take each other's numbers. Hold it around any other "seed, then draw" made from a thread.
+RANDOM_LOCK = threading.RLock()
 
 
 class LossBlowUpWarning(RuntimeWarning):
@@ -150,11 +157,14 @@ class TrainingCore:
         new network with the same settings would get, and reset the optimiser.
 
         Equivalent to ``brainstate.random.seed(seed)`` followed by a new network and trainer, but the
-        compiled programs are kept, so a loop over seeds compiles once.
+        compiled programs are kept, so a loop over seeds compiles once. Safe to call from several
+        threads at once (trainers of different networks): the seeding and the drawing hold
+        :data:`RANDOM_LOCK`, so each gets the weights of its seed.
         """
         check_seed("seed", seed)
-        brainstate.random.seed(seed)
-        fresh = type(self.net)(**self.net.init_kwargs).states(brainstate.ParamState)
+        with RANDOM_LOCK:  # seeded and drawn at once, whatever other threads do (see RANDOM_LOCK)
+            brainstate.random.seed(seed)
+            fresh = type(self.net)(**self.net.init_kwargs).states(brainstate.ParamState)
         for path, state in self.params.items():
             state.value = fresh[path].value
         optimizer = self.optimizer

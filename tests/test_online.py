@@ -300,3 +300,18 @@ def test_readout_gradient_online_equals_bptt_and_a_finite_difference():
     assert scale > 0
     np.testing.assert_allclose(gradients["bptt"], slopes, rtol=0, atol=1e-8 * scale)
     np.testing.assert_allclose(gradients["d_rtrl"], slopes, rtol=0, atol=1e-8 * scale)
+
+
+@pytest.mark.slow
+def test_bptt_on_a_plain_network_computes_its_gradient_again(batch):
+    """OnlineTrainer(net, "bptt") on a network built without online=True: its states are made inside
+    every program, so a second program on the same trainer finds nothing to reshape (it used to read
+    the states the first one had made while tracing)."""
+    spikes, labels = batch
+    brainstate.random.seed(0)
+    trainer = helpers.OnlineTrainer(helpers.SNN(N_IN, N_HIDDEN, 2), "bptt")
+    memory = trainer.gradient_memory(spikes, labels)
+    first, again = (flat(trainer.gradient(spikes, labels)) for _ in range(2))
+    assert memory["temporaries"] > 0
+    np.testing.assert_array_equal(first, again)
+    np.testing.assert_array_equal(first, flat(gradient("bptt", spikes, labels)))  # braintrace's layers

@@ -140,3 +140,67 @@ def test_the_compiled_runs_are_freed_with_their_trainer(data):
 def test_seeds_follow_the_32_bit_rule(data, bad):
     with pytest.raises(ValueError, match=r"every seed must be an integer from 0 to 2\*\*32 - 1"):
         fit_runs(helpers.Trainer(helpers.SNN()), [0, bad], data, 1)
+
+
+def test_map_in_threads_keeps_the_order_and_the_settings():
+    import threading
+
+    from helpers.runs import map_in_threads
+
+    main = threading.current_thread()
+
+    def report(item):
+        return item * 2, brainstate.environ.get_dt(), threading.current_thread() is main
+
+    with brainstate.environ.context(dt=0.5 * u.ms):
+        threaded = map_in_threads(report, range(5), threads=2)
+        plain = map_in_threads(report, range(5), threads=1)
+    assert [r[0] for r in threaded] == [0, 2, 4, 6, 8] == [r[0] for r in plain]
+    assert all(r[1] == 0.5 * u.ms for r in threaded + plain)  # dt follows the workers
+    assert not any(r[2] for r in threaded) and all(r[2] for r in plain)
+    assert map_in_threads(report, [], threads=2) == []
+
+
+def test_map_in_threads_raises_the_first_error_and_drops_the_calls_not_started():
+    from helpers.runs import map_in_threads
+
+    called = []
+
+    def fail_on_one(item):
+        called.append(item)
+        if item == 1:
+            raise KeyError("one")
+        return item
+
+    with pytest.raises(KeyError, match="one"):
+        map_in_threads(fail_on_one, range(50), threads=2)
+    assert len(called) < 50
+    for bad, error in ((0, ValueError), (2.0, TypeError)):
+        with pytest.raises(error, match="threads"):
+            map_in_threads(str, [1, 2], threads=bad)
+    with pytest.raises(TypeError, match="callable"):
+        map_in_threads("str", [1, 2])
+    with brainstate.environ.context(precision=64), pytest.raises(ValueError, match="precision 32"):
+        map_in_threads(str, [1, 2], threads=2)
+
+
+@pytest.mark.slow
+def test_reinitialize_from_threads_draws_each_seeds_weights():
+    """Two trainers of two networks re-initialised at once from two threads get the weights that the
+    same seeds give one after the other: the seeding and the drawing hold one lock."""
+    from helpers.runs import map_in_threads
+
+    trainers = [helpers.Trainer(helpers.SNN(n, 6, 2)) for n in (5, 7)]
+
+    def weights_of_seeds(trainer):
+        drawn = []
+        for seed in range(20):
+            trainer.reinitialize(seed)
+            drawn.append(np.asarray(trainer.net.input_layer.weight.value["weight"].mantissa))
+        return drawn
+
+    threaded = map_in_threads(weights_of_seeds, trainers, threads=2)
+    for trainer, drawn in zip(trainers, threaded, strict=True):
+        for seed, weights in enumerate(drawn):
+            trainer.reinitialize(seed)
+            np.testing.assert_array_equal(weights, trainer.net.input_layer.weight.value["weight"].mantissa)
