@@ -107,7 +107,7 @@ def tune_in_background(
     The fits (and their validation scores) run ``n_jobs`` at a time in worker processes of their own,
     each with one BLAS thread, under the warning filters in force at this call; a thread of this
     process waits for them and makes the choice. So the caller is free for other work while they run:
-    notebook 10 trains its spiking networks on one core while the MLP's grid fits on the other. The
+    notebook 10 trains its spiking networks while its MLP's chosen setting fits from three seeds. The
     results are those of :func:`tune_on_validation` with one BLAS thread
     (``threadpoolctl.threadpool_limits(1)``); ``make_model`` must be picklable (a lambda is, by value).
     An error in a fit is raised by ``result()``, and the fits not yet done are dropped; the worker
