@@ -21,6 +21,7 @@ model), the whole run's wall and CPU seconds and the load average (1 minute) bef
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import sys
@@ -95,6 +96,19 @@ def label(setting) -> str:
     return f"alpha={setting[0]:g} lr={setting[1]:g}"
 
 
+def data_summary(splits) -> dict:
+    """What identifies the training and validation parts the grid was fitted on: each part's labels
+    (SHA-256 of their int32 bytes, exact) and the sum of its inputs (compared within rounding)."""
+    summary = {}
+    for name, (x, y) in (("train", splits.train), ("validation", splits.val)):
+        labels = np.ascontiguousarray(np.asarray(y, dtype=np.int32)).tobytes()
+        summary[name] = {
+            "labels_sha256": hashlib.sha256(labels).hexdigest(),
+            "input_sum": float(np.asarray(x, dtype=np.float64).sum()),
+        }
+    return summary
+
+
 def main() -> None:
     import sklearn
     from sklearn.exceptions import ConvergenceWarning
@@ -124,6 +138,7 @@ def main() -> None:
         "blas": libraries,
         "versions": {"scikit-learn": sklearn.__version__, "numpy": np.__version__},
         "split_sizes": {"train": len(splits.train[1]), "validation": n_val},
+        "data": data_summary(splits),
         "model_parameters": make_mlp(chosen, SEED).get_params(),
         "seed": SEED,
         "rule": RULE,

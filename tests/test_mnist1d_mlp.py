@@ -1,10 +1,12 @@
 """The stored grid of notebook 10's MLP (``benchmarks/results/mnist1d_mlp.json``, written by
 ``python -m benchmarks.mnist1d_mlp``): its choice follows its own rule from its own numbers, it holds
-no test score, and it describes the script's grid and model. Reads the file; fits nothing."""
+no test score, it describes the script's grid and model, and its data are the notebook's split. Fits
+nothing."""
 
 import json
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from benchmarks import mnist1d_mlp
@@ -58,3 +60,13 @@ def test_the_stored_model_is_the_scripts(stored):
     assert stored["model_parameters"] == parameters
     assert stored["seed"] == mnist1d_mlp.SEED
     assert stored["command"].endswith("python -m benchmarks.mnist1d_mlp")
+
+
+def test_the_stored_run_was_fitted_on_the_notebook_s_split():
+    from helpers import realdata
+
+    stored = json.loads((mnist1d_mlp.RESULTS / "mnist1d_mlp.json").read_text())["data"]
+    here = mnist1d_mlp.data_summary(realdata.load_mnist1d())
+    for part in ("train", "validation"):
+        assert here[part]["labels_sha256"] == stored[part]["labels_sha256"]
+        assert np.isclose(here[part]["input_sum"], stored[part]["input_sum"], rtol=1e-6)
