@@ -605,13 +605,14 @@ class _InterruptsIgnored:
     """Ignore Ctrl-C inside the block (the lines printed after the run folder is complete)."""
 
     def __enter__(self):
-        self.previous = None
-        if threading.current_thread() is threading.main_thread():
+        self.main_thread = threading.current_thread() is threading.main_thread()
+        if self.main_thread:
             self.previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
 
     def __exit__(self, *exc):
-        if self.previous is not None:
-            signal.signal(signal.SIGINT, self.previous)
+        if self.main_thread:  # a handler installed outside Python reads as None: Python's own then
+            handler = self.previous if self.previous is not None else signal.default_int_handler
+            signal.signal(signal.SIGINT, handler)
 
 
 def train(

@@ -441,6 +441,12 @@ def test_cli_out_of_memory_while_training(tmp_path, capsys, monkeypatch):
 OLD = {name: f"old {name}".encode() for name in runfolder.RUN_FILES}
 
 
+def _sigint_default():
+    """In the child, before Python starts: Ctrl-C at its default. A child inherits an ignored SIGINT
+    from its parent (a test process may have one), and Python then leaves it ignored."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 @pytest.mark.slow
 def test_a_real_ctrl_c_during_training(tmp_path):
     """SIGINT to `python -m helpers train` while it trains: one line, exit 130, the old run untouched."""
@@ -450,7 +456,9 @@ def test_a_real_ctrl_c_during_training(tmp_path):
         (out / name).write_bytes(data)
     env = {**os.environ, "JAX_PLATFORMS": "cpu"}
     command = [sys.executable, "-m", "helpers", *GOOD[:-2], "100000", "--out", str(out)]
-    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
+    process = subprocess.Popen(
+        command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env, preexec_fn=_sigint_default
+    )
     os.set_blocking(process.stderr.fileno(), False)
     seen, deadline = b"", time.monotonic() + 240
     while b"loss=" not in seen and time.monotonic() < deadline and process.poll() is None:
@@ -477,7 +485,9 @@ def test_ctrl_c_as_the_run_ends_prints_one_line_at_most(tmp_path):
     out = tmp_path / "out"
     env = {**os.environ, "JAX_PLATFORMS": "cpu"}
     command = [sys.executable, "-m", "helpers", *GOOD, "--out", str(out)]
-    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
+    process = subprocess.Popen(
+        command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env, preexec_fn=_sigint_default
+    )
     deadline = time.monotonic() + 240
     while not out.exists() and time.monotonic() < deadline and process.poll() is None:
         time.sleep(0.001)
