@@ -3,6 +3,7 @@
 Each bad-option case asserts the message a user sees, and that nothing was written, not even half a file.
 """
 
+import contextlib
 import csv
 import errno
 import json
@@ -441,10 +442,16 @@ def test_cli_out_of_memory_while_training(tmp_path, capsys, monkeypatch):
 OLD = {name: f"old {name}".encode() for name in runfolder.RUN_FILES}
 
 
-def _sigint_default():
-    """In the child, before Python starts: Ctrl-C at its default. A child inherits an ignored SIGINT
-    from its parent (a test process may have one), and Python then leaves it ignored."""
-    signal.signal(signal.SIGINT, signal.SIG_DFL)
+@contextlib.contextmanager
+def _sigint_not_ignored():
+    """Start a child with Ctrl-C not ignored: a child inherits an ignored SIGINT from its parent (a test
+    process may have one), and Python then leaves it ignored; a handler, unlike SIG_IGN, is not
+    inherited across exec. (No preexec_fn: forking a process that runs JAX's threads can deadlock.)"""
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous if previous is not None else signal.default_int_handler)
 
 
 @pytest.mark.slow
@@ -456,9 +463,8 @@ def test_a_real_ctrl_c_during_training(tmp_path):
         (out / name).write_bytes(data)
     env = {**os.environ, "JAX_PLATFORMS": "cpu"}
     command = [sys.executable, "-m", "helpers", *GOOD[:-2], "100000", "--out", str(out)]
-    process = subprocess.Popen(
-        command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env, preexec_fn=_sigint_default
-    )
+    with _sigint_not_ignored():
+        process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
     os.set_blocking(process.stderr.fileno(), False)
     seen, deadline = b"", time.monotonic() + 240
     while b"loss=" not in seen and time.monotonic() < deadline and process.poll() is None:
@@ -485,9 +491,8 @@ def test_ctrl_c_as_the_run_ends_prints_one_line_at_most(tmp_path):
     out = tmp_path / "out"
     env = {**os.environ, "JAX_PLATFORMS": "cpu"}
     command = [sys.executable, "-m", "helpers", *GOOD, "--out", str(out)]
-    process = subprocess.Popen(
-        command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env, preexec_fn=_sigint_default
-    )
+    with _sigint_not_ignored():
+        process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
     deadline = time.monotonic() + 240
     while not out.exists() and time.monotonic() < deadline and process.poll() is None:
         time.sleep(0.001)
