@@ -1,5 +1,5 @@
-"""Online learning against BPTT, trained longer than notebook 14's 60 s allow: ``python -m
-benchmarks.online`` writes ``benchmarks/results/online.json``, which notebook 14 reads
+"""Online learning against BPTT, trained longer than notebook 16's 60 s allow: ``python -m
+benchmarks.online`` writes ``benchmarks/results/online.json``, which notebook 16 reads
 and labels as a stored result (the pattern of issue 19: the command, the machine and the result).
 
 Two tasks, the rules ``bptt`` (of the per-step loss), ``d_rtrl`` and ``es_d_rtrl``, seeds 0, 1, 2:

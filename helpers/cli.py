@@ -103,7 +103,7 @@ def build_parser(*, record_only_given: bool = False) -> argparse.ArgumentParser:
         "train",
         help="train the tutorial's spiking classifier",
         description="Train the tutorial's spiking classifier with BPTT and Adam (defaults: the tutorial's), "
-        "or online with eligibility traces (--learning d_rtrl or es_d_rtrl, notebook 14). "
+        "or online with eligibility traces (--learning d_rtrl or es_d_rtrl, notebooks 14 and 16). "
         "--dataset digits or mnist1d trains with minibatches on real data, with the settings of notebook "
         "9 or 10 as defaults (the defaults shown are the random dataset's), keeps the best weights on "
         "validation and scores them once on the test split beside the notebook's baselines; it fixes "
@@ -169,7 +169,8 @@ def build_parser(*, record_only_given: bool = False) -> argparse.ArgumentParser:
         "--learning",
         choices=LEARNING,
         default=default("bptt"),
-        help="BPTT, or online learning with eligibility traces (notebook 14; trains the per-step loss)",
+        help="BPTT, or online learning with eligibility traces (notebooks 14 and 16; "
+        "trains the per-step loss)",
     )
     run.add_argument("--readout", choices=tuple(READOUTS), default=default("mean"), help="readout over time")
     run.add_argument("--out", type=_folder, default=default(Path("runs/train")), help="output folder")

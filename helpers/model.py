@@ -147,7 +147,7 @@ class SNN(brainstate.nn.Module):
     online
         If true, the Linear layers are ``braintrace.nn.Linear``: the same weights and the same products,
         routed through braintrace's ``matmul`` so that ``braintrace.compile`` finds them and can train
-        them online with eligibility traces (:class:`helpers.OnlineTrainer`, notebook 14). BPTT
+        them online with eligibility traces (:class:`helpers.OnlineTrainer`, notebooks 14 and 16). BPTT
         gives the same losses, bit for bit. Default false.
 
     Notes

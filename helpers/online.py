@@ -1,5 +1,5 @@
 """Online learning with eligibility traces (``braintrace``): gradients computed forward in time, with
-memory that does not grow with the number of time steps (notebook 14).
+memory that does not grow with the number of time steps (notebook 14; notebook 16 trains with it).
 
 BPTT keeps every step's state for the backward pass, so its memory grows with the sequence length
 (notebook 8). ``braintrace`` instead carries, for every weight, an *eligibility trace*: how the hidden

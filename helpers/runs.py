@@ -71,10 +71,10 @@ def map_in_threads(
     What it gains: JAX compiles a program without holding Python's lock (the GIL) and runs a
     compiled program on threads of its own, so while one item's program compiles or runs, another
     thread can trace the next one; on the 2-core hosts of this project that overlaps the
-    compilations of a short notebook (notebook 14: two tasks, three learning rules each; one pair of
-    runs on an otherwise idle 2-core host took 30 s instead of 34 s for the whole notebook, a gain
-    not separated from run-to-run noise). :func:`helpers.count_compilations` counts every thread's
-    compilations.
+    compilations of a short notebook (notebook 16: two tasks, three learning rules each; when it was
+    still part of notebook 14, one pair of runs on an otherwise idle 2-core host took 30 s instead of
+    34 s for the whole notebook, a gain not separated from run-to-run noise).
+    :func:`helpers.count_compilations` counts every thread's compilations.
     The tracing itself holds the GIL and does not overlap, and the gain needs a free core: with
     another process busy on one of the two cores, it is lost.
 

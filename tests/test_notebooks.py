@@ -26,7 +26,7 @@ def test_the_tutorial_has_its_numbered_notebooks():
         "01_network", "02_dataset", "03_loss", "04_training",
         "05_surrogates", "06_generalisation", "07_seeds", "08_performance",
         "09_digits", "10_mnist1d", "11_activity", "12_export", "13_scaling", "14_online",
-        "15_deeper",
+        "15_deeper", "16_online_training",
     ]  # fmt: skip
     assert sorted((ROOT / "notebooks").glob("*.ipynb")) == NOTEBOOKS, "unnumbered notebook in notebooks/"
 
